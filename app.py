@@ -1,0 +1,96 @@
+"""dicom-meta: the Flask app serving GraphQL at /graphql and the REST compatibility routes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+import rest
+import rest.errors
+from managers.aws import SECRETS_FILE, load_secrets
+from managers.bundle import Managers
+from schema import schema
+from schema.view import DicomMetaGraphQLView
+
+log = logging.getLogger("dicom_meta")
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def default_backend(secrets_file: Path = SECRETS_FILE) -> str:
+    """Return ``DICOM_META_BACKEND``, else ``aws`` when secrets.json exists, else ``local``."""
+    chosen = os.environ.get("DICOM_META_BACKEND", "").strip().lower()
+    if chosen in {"local", "aws"}:
+        return chosen
+    if chosen:
+        raise SystemExit(f"DICOM_META_BACKEND must be 'local' or 'aws', not {chosen!r}")
+    return "aws" if secrets_file.is_file() else "local"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: defaults first, then ``test_config``; managers are built once, here.
+
+    Settings: ``MANAGERS`` (ready-made managers, for tests), else ``AWS_ENDPOINT_URL`` and
+    ``AWS_CREDENTIALS`` (a ``Credentials``; when absent, secrets.json, else boto3's chain).
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, AWS_ENDPOINT_URL=None, AWS_CREDENTIALS=None)
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # answers list fields in contract order
+
+    managers = app.config.get("MANAGERS") or Managers.create(
+        credentials=app.config["AWS_CREDENTIALS"] or load_secrets(),
+        endpoint_url=app.config["AWS_ENDPOINT_URL"],
+    )
+    app.extensions["dicom_meta.managers"] = managers
+
+    rest.errors.register(app)
+    app.register_blueprint(rest.bp)
+    app.add_url_rule(
+        "/graphql",
+        view_func=DicomMetaGraphQLView.as_view("graphql", managers=managers, schema=schema, graphql_ide="graphiql"),
+    )
+    return app
+
+
+def main() -> None:
+    """`make run`: start the embedded AWS unless the backend is ``aws``, then serve the API."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    port = int(os.environ.get("PORT", "5000"))
+    config: dict[str, Any] = {}
+    if default_backend() == "local":
+        from local.server import DEFAULT_PORT, LocalAWS
+
+        aws = LocalAWS.start(int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORT)))
+        config = {"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_CREDENTIALS": aws.credentials}
+    app = create_app(config)
+    print(banner(f"http://127.0.0.1:{port}", config.get("AWS_ENDPOINT_URL")), flush=True)
+    app.run(host="127.0.0.1", port=port, threaded=True)
+
+
+def banner(api_url: str, local_endpoint: str | None) -> str:
+    """Return the startup text: where things are and three calls that work on the seeded data."""
+    from config import S3_BUCKET_NAME
+    from local.samples import SEED_UID_ROOT
+
+    sample = f"s3://{S3_BUCKET_NAME}/dicom/anon-{SEED_UID_ROOT}1.dcm"
+    backend = f"embedded AWS at {local_endpoint} (any credentials)" if local_endpoint else "real AWS"
+    return f"""
+dicom-meta is running
+  API:      {api_url}   (GraphiQL: {api_url}/graphql)
+  Backend:  {backend}
+
+Try:
+  curl -s '{api_url}/dicom-metadata?s3_path={sample}'
+  curl -s '{api_url}/dicom-metadata?s3_path={sample}' | curl -s -X POST -H 'Content-Type: application/json' --data-binary @- {api_url}/upload-json-to-s3
+  curl -s '{api_url}/fetch-dicom-metadata?s3_path={sample}'
+"""
+
+
+if __name__ == "__main__":
+    main()

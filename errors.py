@@ -1,0 +1,92 @@
+"""Domain errors of dicom-meta.
+
+Managers raise them, resolvers pass them on, and exactly two places translate them: the REST
+error handler (``rest/errors.py``) into an HTTP status and JSON body, and the GraphQL view
+(``schema/view.py``) into ``errors[].extensions.code``. Each class carries the error code of
+the contract in ``DESIGN.md``.
+"""
+
+from __future__ import annotations
+
+
+class DicomMetaError(Exception):
+    """Base class: an expected failure a client can be told about."""
+
+    code: str = "INTERNAL"
+    status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MissingParameter(DicomMetaError):
+    """Raised when a required parameter (``s3_path``) is absent or empty."""
+
+    code, status = "MISSING_PARAMETER", 400
+
+
+class InvalidS3Path(DicomMetaError):
+    """Raised when a path is not of the form ``s3://bucket/key``."""
+
+    code, status = "INVALID_S3_PATH", 400
+
+
+class ForbiddenBucket(DicomMetaError):
+    """Raised when a path names a bucket other than ``S3_BUCKET_NAME``."""
+
+    code, status = "FORBIDDEN_BUCKET", 403
+
+
+class NotFound(DicomMetaError):
+    """Raised when an S3 object or a stored record does not exist."""
+
+    code, status = "NOT_FOUND", 404
+
+
+class NotDicom(DicomMetaError):
+    """Raised when an object exists but is not a readable DICOM file."""
+
+    code, status = "NOT_DICOM", 422
+
+
+class InvalidPayload(DicomMetaError):
+    """Raised when an uploaded body is not a JSON object with a valid ``s3_path`` and fields."""
+
+    code, status = "INVALID_PAYLOAD", 400
+
+
+class UnsupportedMediaType(DicomMetaError):
+    """Raised when an upload is not sent as ``application/json``."""
+
+    code, status = "UNSUPPORTED_MEDIA_TYPE", 415
+
+
+class PayloadTooLarge(DicomMetaError):
+    """Raised when a request body exceeds the 1 MiB limit."""
+
+    code, status = "PAYLOAD_TOO_LARGE", 413
+
+
+class InvalidArgument(DicomMetaError):
+    """Raised when an argument is out of range or malformed (a date, a page size, a keyword)."""
+
+    code, status = "INVALID_ARGUMENT", 400
+
+
+class InvalidCursor(DicomMetaError):
+    """Raised when a paging cursor was tampered with or belongs to another query."""
+
+    code, status = "INVALID_CURSOR", 400
+
+
+class UpstreamUnavailable(DicomMetaError):
+    """Raised when S3 or DynamoDB is unreachable, times out or keeps throttling."""
+
+    code, status = "UPSTREAM_UNAVAILABLE", 503
+
+
+class Unauthenticated(DicomMetaError):
+    """Raised when API keys are configured and the request carries none or a wrong one."""
+
+    code, status = "UNAUTHENTICATED", 401

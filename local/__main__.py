@@ -1,0 +1,23 @@
+"""Run the embedded AWS on its own: ``python -m local`` (for gunicorn or another process)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from local.server import DEFAULT_PORT, LocalAWS
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    aws = LocalAWS.start(int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORT)))
+    print(f"Embedded AWS at {aws.endpoint_url} (any credentials; Ctrl-C stops it)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        aws.stop()
+
+
+if __name__ == "__main__":
+    main()

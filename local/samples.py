@@ -1,0 +1,123 @@
+"""DICOM files built with pydicom, for seeding the embedded AWS, the tests and the benchmarks.
+
+Nothing here is committed as a binary: every file is generated on demand.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom.data
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    UID,
+    generate_uid,
+)
+
+# Fixed UIDs so the README's and the banner's examples name files that exist on every run.
+SEED_UID_ROOT = "1.2.826.0.1.3680043.8.498.1."
+
+# pydicom's bundled files that make good seeds: small, uncompressed headers, varied.
+BUNDLED_SEEDS: tuple[str, ...] = ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "waveform_ecg.dcm")
+
+
+@dataclass
+class SampleSpec:
+    """What a generated DICOM file holds. ``None`` leaves an element out."""
+
+    patient_id: str | None = "PAT-0001"
+    study_date: str | None = "20240115"
+    modality: str | None = "CT"
+    institution_name: str | None = "General Hospital"
+    study_description: str | None = "CHEST WITHOUT CONTRAST"
+    patient_name: str | None = "Doe^Jane"
+    series_description: str | None = "AXIAL 5MM"
+    transfer_syntax: UID = ExplicitVRLittleEndian
+    character_set: str | None = None
+    pixel_bytes: int = 512
+    rows: int = 16
+    sop_instance_uid: str = field(default_factory=generate_uid)
+    preamble: bool = True
+
+    @property
+    def file_name(self) -> str:
+        """The bucket's naming rule: ``anon-<SOPInstanceUID>.dcm``."""
+        return f"anon-{self.sop_instance_uid}.dcm"
+
+
+def build_dataset(spec: SampleSpec) -> Dataset:
+    """Return the dataset of ``spec``, pixel data included."""
+    ds = Dataset()
+    if spec.character_set:
+        ds.SpecificCharacterSet = spec.character_set
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = spec.sop_instance_uid
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    for keyword, value in (
+        ("StudyDate", spec.study_date),
+        ("Modality", spec.modality),
+        ("InstitutionName", spec.institution_name),
+        ("StudyDescription", spec.study_description),
+        ("SeriesDescription", spec.series_description),
+        ("PatientName", spec.patient_name),
+        ("PatientID", spec.patient_id),
+    ):
+        if value is not None:
+            setattr(ds, keyword, value)
+    columns = max(1, spec.pixel_bytes // (2 * spec.rows))
+    ds.Rows, ds.Columns = spec.rows, columns
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = bytes(spec.rows * columns * 2)
+    return ds
+
+
+def build_file(spec: SampleSpec) -> bytes:
+    """Return ``spec`` written as a DICOM file (PS3.10), or a bare dataset without preamble."""
+    ds = build_dataset(spec)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = spec.transfer_syntax
+    buffer = io.BytesIO()
+    if spec.preamble:
+        ds.save_as(buffer, enforce_file_format=True)
+    else:
+        little = spec.transfer_syntax != ExplicitVRBigEndian
+        implicit = spec.transfer_syntax == ImplicitVRLittleEndian
+        del ds.file_meta
+        ds.save_as(buffer, implicit_vr=implicit, little_endian=little)
+    return buffer.getvalue()
+
+
+def bundled_file(name: str) -> tuple[str, bytes]:
+    """Return the ``anon-<SOPInstanceUID>.dcm`` name and the bytes of a pydicom test file."""
+    path = Path(pydicom.data.get_testdata_file(name, download=False))
+    data = path.read_bytes()
+    uid = dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID
+    return f"anon-{uid}.dcm", data
+
+
+def seed_files() -> list[tuple[str, bytes]]:
+    """Return the files `make run` puts under ``dicom/``: generated ones, then pydicom's."""
+    generated = [
+        SampleSpec(sop_instance_uid=f"{SEED_UID_ROOT}1", patient_id="PAT-0001", study_date="20240115", modality="CT",
+                   institution_name="General Hospital", study_description="CHEST WITHOUT CONTRAST"),
+        SampleSpec(sop_instance_uid=f"{SEED_UID_ROOT}2", patient_id="PAT-0002", study_date="20240302", modality="MR",
+                   institution_name="University Clinic", study_description="BRAIN MRI",
+                   transfer_syntax=ImplicitVRLittleEndian),
+        SampleSpec(sop_instance_uid=f"{SEED_UID_ROOT}3", patient_id="PAT-0003", study_date="20231120", modality="US",
+                   institution_name="Klinikum Müller", study_description="Abdomen Sonographie",
+                   character_set="ISO_IR 100", patient_name="Müller^Jürgen"),
+    ]
+    return [(spec.file_name, build_file(spec)) for spec in generated] + [
+        bundled_file(name) for name in BUNDLED_SEEDS
+    ]

@@ -1,0 +1,136 @@
+"""S3Manager: s3 paths, reads of DICOM objects, and uploads through presigned URLs."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import requests
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from config import S3_BUCKET_NAME
+from errors import NotFound, UpstreamUnavailable
+from managers.aws import client_config, error_code, http_status, make_client, upstream
+from metadata import parse_s3_path, s3_path_of
+
+# At most five minutes: the URL is used at once, by this process, and a leaked one must die fast.
+PRESIGNED_URL_EXPIRY = 300
+UPLOAD_TIMEOUT = (2.0, 10.0)
+JSON_CONTENT_TYPE = "application/json"
+
+_MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchBucket"})
+_DENIED_CODES = frozenset({"AccessDenied", "403"})
+
+
+@contextmanager
+def object_errors(s3_path: str) -> Iterator[None]:
+    """Map S3's answers about the object at ``s3_path`` to the contract's errors."""
+    try:
+        with upstream("S3"):
+            yield
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in _MISSING_CODES or http_status(exc) == 404:
+            raise NotFound(f"no object at {s3_path}") from exc
+        if code in _DENIED_CODES or http_status(exc) == 403:
+            # Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key (it
+            # will not reveal whether the key exists). For the client the object is not there.
+            raise NotFound(f"no readable object at {s3_path}") from exc
+        raise
+
+
+class S3Manager:
+    """Talks to ``S3_BUCKET_NAME``: validates paths, reads objects, uploads JSON documents."""
+
+    def __init__(
+        self,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        *,
+        endpoint_url: str | None = None,
+        config: Config | None = None,
+    ) -> None:
+        # SigV4 so the presigned URL binds Content-Type; path style because the embedded AWS
+        # (an IP and a port) has no virtual hosts.
+        s3_options = {"addressing_style": "path"} if endpoint_url else {}
+        self.client = make_client(
+            "s3",
+            aws_access_key_id,
+            aws_secret_access_key,
+            aws_session_token,
+            endpoint_url=endpoint_url,
+            config=config or client_config(signature_version="s3v4", s3=s3_options),
+        )
+        self.http = requests.Session()
+
+    @staticmethod
+    def parse_path(s3_path: str | None) -> tuple[str, str]:
+        """Split and validate an s3 path (see ``metadata.parse_s3_path``)."""
+        return parse_s3_path(s3_path)
+
+    def read_object(self, s3_path: str) -> bytes:
+        """Return the whole object at ``s3_path``, read into memory.
+
+        Raises ``NotFound`` when the object is absent, ``UpstreamUnavailable`` when S3 cannot
+        be reached.
+        """
+        bucket, key = self.parse_path(s3_path)
+        with object_errors(s3_path):
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def read_range(self, s3_path: str, start: int, length: int) -> tuple[bytes, int]:
+        """Return ``length`` bytes from ``start`` of the object, and the object's total size."""
+        bucket, key = self.parse_path(s3_path)
+        try:
+            with object_errors(s3_path):
+                response = self.client.get_object(
+                    Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+                )
+                data = response["Body"].read()
+        except ClientError as exc:
+            if error_code(exc) == "InvalidRange":  # S3's answer for a range of an empty object
+                return b"", 0
+            raise
+        content_range = response.get("ContentRange", "")
+        total = int(content_range.rsplit("/", 1)[-1]) if "/" in content_range else len(data)
+        return data, total
+
+    def presigned_put_url(self, key: str) -> str:
+        """Return a URL that lets its holder PUT one JSON document at ``key`` for 5 minutes.
+
+        ``Content-Type: application/json`` is part of the signature, so the URL cannot be used
+        to store anything else (real S3 enforces it; moto's server does not).
+        """
+        if not key.startswith("json/"):
+            raise ValueError("presigned uploads are for json/ keys only")
+        return self.client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": S3_BUCKET_NAME, "Key": key, "ContentType": JSON_CONTENT_TYPE},
+            ExpiresIn=PRESIGNED_URL_EXPIRY,
+        )
+
+    def upload_json(self, key: str, document: dict[str, Any]) -> str:
+        """Upload ``document`` to ``key`` through a presigned PUT URL; return its s3 path."""
+        url = self.presigned_put_url(key)
+        body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        try:
+            response = self.http.put(
+                url, data=body, headers={"Content-Type": JSON_CONTENT_TYPE}, timeout=UPLOAD_TIMEOUT
+            )
+        except requests.RequestException as exc:
+            raise UpstreamUnavailable("S3 is unreachable; try again shortly") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise UpstreamUnavailable(f"S3 answered {response.status_code} to the upload")
+        if response.status_code >= 300:
+            # A 4xx on our own signed URL is our fault (clock skew, expired URL, a policy).
+            raise RuntimeError(f"presigned upload refused with HTTP {response.status_code}")
+        return s3_path_of(S3_BUCKET_NAME, key)
+
+    def list_keys(self, prefix: str, limit: int = 1000) -> list[str]:
+        """Return up to ``limit`` keys under ``prefix``."""
+        with upstream("S3"):
+            response = self.client.list_objects_v2(Bucket=S3_BUCKET_NAME, Prefix=prefix, MaxKeys=limit)
+        return [item["Key"] for item in response.get("Contents", [])]

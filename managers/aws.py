@@ -1,0 +1,130 @@
+"""boto3 client construction and the translation of botocore failures into domain errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+
+from config import AWS_REGION
+from errors import UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+
+# Seconds. A dead endpoint must become UPSTREAM_UNAVAILABLE quickly, not hang a worker: with
+# standard retries (3 attempts, jittered backoff) the worst case stays near 5 seconds.
+CONNECT_TIMEOUT = 1.0
+READ_TIMEOUT = 1.5
+MAX_ATTEMPTS = 3
+
+SECRETS_FILE = Path(__file__).resolve().parent.parent / "secrets.json"
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "InternalError",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Explicit AWS credentials, as secrets.json holds them."""
+
+    aws_access_key_id: str
+    aws_secret_access_key: str
+    aws_session_token: str | None = None
+
+
+def load_secrets(path: Path = SECRETS_FILE) -> Credentials | None:
+    """Return the credentials of ``secrets.json``, or ``None`` when the file is absent.
+
+    ``None`` means boto3's default chain (environment, profile, IAM role) applies.
+    """
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return Credentials(
+        aws_access_key_id=data["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=data["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=data.get("AWS_SESSION_TOKEN") or None,
+    )
+
+
+def client_config(**overrides: Any) -> Config:
+    """Return the botocore config every client uses: short timeouts, standard retries."""
+    settings: dict[str, Any] = {
+        "region_name": AWS_REGION,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "read_timeout": READ_TIMEOUT,
+        "retries": {"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        "max_pool_connections": 32,
+    }
+    settings.update(overrides)
+    return Config(**settings)
+
+
+def make_client(
+    service: str,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
+    *,
+    endpoint_url: str | None = None,
+    config: Config | None = None,
+) -> Any:
+    """Build a boto3 client: explicit credentials when given, else the default chain.
+
+    ``endpoint_url=None`` lets boto3 honour ``AWS_ENDPOINT_URL`` as usual.
+    """
+    session = boto3.session.Session(
+        aws_access_key_id=aws_access_key_id,
+        aws_secret_access_key=aws_secret_access_key,
+        aws_session_token=aws_session_token,
+        region_name=AWS_REGION,
+    )
+    return session.client(service, endpoint_url=endpoint_url, config=config or client_config())
+
+
+def error_code(exc: ClientError) -> str:
+    """Return the AWS error code of a ClientError."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def http_status(exc: ClientError) -> int:
+    """Return the HTTP status AWS answered a ClientError with."""
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+@contextmanager
+def upstream(service: str) -> Iterator[None]:
+    """Turn network failures and throttling of ``service`` into ``UpstreamUnavailable``.
+
+    Other ClientErrors pass through for the caller to map (a missing key, a denied read).
+    botocore has already retried by the time anything reaches here.
+    """
+    try:
+        yield
+    except ClientError as exc:
+        if error_code(exc) in THROTTLING_CODES or http_status(exc) >= 500:
+            log.warning("%s throttled or failing: %s", service, error_code(exc))
+            raise UpstreamUnavailable(f"{service} is busy or failing; try again shortly") from exc
+        raise
+    except (BotoConnectionError, HTTPClientError) as exc:
+        log.warning("%s unreachable: %s", service, type(exc).__name__)
+        raise UpstreamUnavailable(f"{service} is unreachable; try again shortly") from exc

@@ -1,0 +1,104 @@
+"""The metadata document: its five fields, s3 paths and the rules an upload must follow.
+
+Pure functions with no AWS or pydicom imports, so the Lambda package can carry this module.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from config import S3_BUCKET_NAME
+from errors import ForbiddenBucket, InvalidPayload, InvalidS3Path, MissingParameter
+
+# DICOM keywords, in the order every answer lists them (DESIGN.md, "The five fields").
+FIELDS: tuple[str, ...] = ("PatientID", "StudyDate", "Modality", "InstitutionName", "StudyDescription")
+
+# The longest VR among the five (LO) holds 64 characters (PS3.5 6.2); a value far beyond it
+# is a client bug, and it must not grow a DynamoDB item towards its 400 KB ceiling.
+MAX_FIELD_LENGTH = 1024
+
+_S3_PATH = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<key>.+)$")
+
+
+def parse_s3_path(s3_path: str | None) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into bucket and key, allowing only ``S3_BUCKET_NAME``.
+
+    Raises
+    ------
+    MissingParameter
+        When the path is ``None`` or empty.
+    InvalidS3Path
+        When it is not of the form ``s3://bucket/key``.
+    ForbiddenBucket
+        When the bucket is not ``S3_BUCKET_NAME``.
+    """
+    if not s3_path:
+        raise MissingParameter("s3_path is required")
+    match = _S3_PATH.match(s3_path)
+    if not match:
+        raise InvalidS3Path("s3_path must look like s3://bucket/key")
+    bucket, key = match["bucket"], match["key"]
+    if bucket != S3_BUCKET_NAME:
+        raise ForbiddenBucket(f"only the bucket {S3_BUCKET_NAME!r} may be read")
+    return bucket, key
+
+
+def checked_s3_path(s3_path: str | None) -> str:
+    """Return ``s3_path`` once ``parse_s3_path`` has accepted it (same errors)."""
+    return s3_path_of(*parse_s3_path(s3_path))
+
+
+def s3_path_of(bucket: str, key: str) -> str:
+    """Return the ``s3://bucket/key`` form of an object."""
+    return f"s3://{bucket}/{key}"
+
+
+def json_key_for(dicom_key: str) -> str:
+    """Return the ``json/`` key that holds the metadata of ``dicom_key``.
+
+    ``dicom/a/anon-1.dcm`` becomes ``json/a/anon-1.json``; a key outside ``dicom/`` keeps its
+    whole key (DESIGN.md).
+    """
+    relative = dicom_key.removeprefix("dicom/")
+    stem = relative[: -len(".dcm")] if relative.lower().endswith(".dcm") else relative
+    return f"json/{stem}.json"
+
+
+def validate_payload(payload: Any) -> dict[str, str | None]:
+    """Check an uploaded metadata document and return its normal form.
+
+    The normal form has ``s3_path`` and the five fields, absent ones as ``None``: the shape
+    ``/dicom-metadata`` answers, so a round trip gives back the same body.
+
+    Raises
+    ------
+    InvalidPayload
+        When the payload is not an object, lacks a valid ``s3_path``, has keys other than
+        the six, or a field that is neither a string nor null.
+    ForbiddenBucket
+        When ``s3_path`` names another bucket.
+    """
+    if not isinstance(payload, dict):
+        raise InvalidPayload("the body must be a JSON object")
+    s3_path = payload.get("s3_path")
+    if not isinstance(s3_path, str):
+        raise InvalidPayload("the body needs s3_path, a string s3://bucket/key")
+    try:
+        parse_s3_path(s3_path)
+    except (MissingParameter, InvalidS3Path) as exc:
+        raise InvalidPayload(f"s3_path is not valid: {exc.message}") from exc
+    # Unknown keys are refused rather than dropped: a client sending "patientId" would
+    # otherwise store a null without noticing.
+    unknown = sorted(set(payload) - {"s3_path", *FIELDS})
+    if unknown:
+        raise InvalidPayload(f"unknown keys: {', '.join(unknown)}; allowed: s3_path, {', '.join(FIELDS)}")
+    document: dict[str, str | None] = {"s3_path": s3_path}
+    for field in FIELDS:
+        value = payload.get(field)
+        if value is not None and not isinstance(value, str):
+            raise InvalidPayload(f"{field} must be a string or null")
+        if value is not None and len(value) > MAX_FIELD_LENGTH:
+            raise InvalidPayload(f"{field} is longer than {MAX_FIELD_LENGTH} characters")
+        document[field] = value or None
+    return document

@@ -1,0 +1,69 @@
+"""The one place errors become HTTP answers: ``{"error": {code, message, request_id}}``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from errors import DicomMetaError
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client's id is echoed in headers and logs: accept only a short, plain token.
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# Codes for what Flask or Werkzeug reject before a view runs.
+_HTTP_CODES = {
+    400: "INVALID_PAYLOAD",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
+    """Return the contract's JSON error body with ``status``."""
+    body = {"error": {"code": code, "message": message, "request_id": g.get("request_id", "")}}
+    return jsonify(body), status
+
+
+def _assign_request_id() -> None:
+    sent = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = sent if _CLIENT_REQUEST_ID.match(sent) else uuid.uuid4().hex
+
+
+def _echo_request_id(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+    return response
+
+
+def _domain_error(exc: DicomMetaError) -> tuple[Response, int]:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    status = exc.code or 500
+    code = _HTTP_CODES.get(status, "INTERNAL" if status >= 500 else "INVALID_PAYLOAD")
+    return error_response(status, code, exc.description or exc.name)
+
+
+def _unexpected_error(exc: Exception) -> tuple[Response, int]:
+    log.exception("unexpected error (request %s)", g.get("request_id"))
+    return error_response(500, "INTERNAL", "Internal server error")
+
+
+def register(app: Flask) -> None:
+    """Give every response a request id and every error the contract's JSON shape."""
+    app.before_request(_assign_request_id)
+    app.after_request(_echo_request_id)
+    app.register_error_handler(DicomMetaError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)

@@ -1,0 +1,45 @@
+"""GraphQL types. Field names are the contract's (DESIGN.md, "GraphQL")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+
+from managers.bundle import Managers
+
+
+@dataclass
+class Context:
+    """What every resolver receives as ``info.context``: built once per request."""
+
+    managers: Managers
+    request_id: str
+
+
+@strawberry.type(description="The five DICOM fields of one file; null where the file has no value.")
+class DicomMetadata:
+    s3_path: str = strawberry.field(description="s3://bucket/key of the DICOM file.")
+    patient_id: str | None = strawberry.field(description="PatientID (0010,0020).")
+    study_date: str | None = strawberry.field(description="StudyDate (0008,0020), YYYYMMDD.")
+    modality: str | None = strawberry.field(description="Modality (0008,0060).")
+    institution_name: str | None = strawberry.field(description="InstitutionName (0008,0080).")
+    study_description: str | None = strawberry.field(description="StudyDescription (0008,1030).")
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "DicomMetadata":
+        """Build the type from a resolver's record (``s3_path`` plus the five keywords)."""
+        return cls(
+            s3_path=record["s3_path"],
+            patient_id=record["PatientID"],
+            study_date=record["StudyDate"],
+            modality=record["Modality"],
+            institution_name=record["InstitutionName"],
+            study_description=record["StudyDescription"],
+        )
+
+
+@strawberry.type(description="Where an uploaded metadata document was stored.")
+class UploadResult:
+    s3_path: str = strawberry.field(description="s3://bucket/json/… of the uploaded JSON.")

@@ -1,0 +1,65 @@
+"""The Flask view serving the schema, and the one place errors become GraphQL errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Request, Response, abort, g
+from flask import request as flask_request
+from graphql import GraphQLError
+from strawberry.flask.views import GraphQLView
+from strawberry.http import GraphQLHTTPResponse
+from cross_web import HTTPException as StrawberryHTTPException
+from strawberry.types import ExecutionResult
+
+from errors import DicomMetaError
+from managers.bundle import Managers
+from schema.types import Context
+
+log = logging.getLogger(__name__)
+
+INTERNAL_MESSAGE = "Internal server error"
+
+
+class DicomMetaGraphQLView(GraphQLView):
+    """Strawberry's view with our context, scrubbed errors and the contract's HTTP errors."""
+
+    def __init__(self, managers: Managers, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.managers = managers
+
+    def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
+        return Context(managers=self.managers, request_id=g.request_id)
+
+    def dispatch_request(self) -> Any:
+        try:
+            return self.run(request=flask_request)
+        except StrawberryHTTPException as exc:
+            # Malformed bodies, wrong methods: answered by the app's one HTTP error handler
+            # in the contract's JSON format, not as Strawberry's plain text.
+            abort(exc.status_code, description=exc.reason)
+
+    def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
+        response = super().process_result(request, result)
+        if result.errors:
+            response["errors"] = [format_error(error, g.request_id) for error in result.errors]
+        return response
+
+
+def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
+    """Give a GraphQL error its ``extensions.code``; hide anything unexpected."""
+    original = error.original_error
+    formatted = dict(error.formatted)
+    if isinstance(original, DicomMetaError):
+        formatted["message"] = original.message
+        code = original.code
+    elif original is None:
+        # graphql-core's own parse and validation errors: the message helps the client.
+        code = "GRAPHQL_VALIDATION_FAILED"
+    else:
+        log.error("unexpected error in a resolver (request %s)", request_id, exc_info=original)
+        formatted["message"] = INTERNAL_MESSAGE
+        code = "INTERNAL"
+    formatted["extensions"] = {"code": code, "request_id": request_id}
+    return formatted
