@@ -38,13 +38,19 @@ class DicomMetaGraphQLView(GraphQLView):
         except StrawberryHTTPException as exc:
             # Malformed bodies, wrong methods: answered by the app's one HTTP error handler
             # in the contract's JSON format, not as Strawberry's plain text.
-            abort(exc.status_code, description=exc.reason)
+            abort(_status_of(exc), description=exc.reason)
 
     def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
         response = super().process_result(request, result)
         if result.errors:
             response["errors"] = [format_error(error, g.request_id) for error in result.errors]
         return response
+
+
+def _status_of(exc: StrawberryHTTPException) -> int:
+    # Strawberry answers 400 to a body that is not JSON, GET or multipart; the contract
+    # calls that 415.
+    return 415 if exc.reason == "Unsupported content type" else exc.status_code
 
 
 def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:

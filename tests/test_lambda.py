@@ -1,0 +1,152 @@
+"""lambda_handler with real S3 event JSON, against the embedded AWS's S3 and DynamoDB."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import ModuleType
+from typing import Any, Iterator
+from urllib.parse import quote_plus
+
+import pytest
+
+from local.events import HANDLER_FILE, LambdaContext, load_handler_module
+from local.server import LocalAWS
+from managers.DynamoDBManager import DynamoDBManager
+
+BUCKET = "data-apps-ex"
+
+
+def s3_record(key: str, bucket: str = BUCKET, event_name: str = "ObjectCreated:Put") -> dict[str, Any]:
+    """One record as S3 sends it (eventVersion 2.1), the key URL-encoded as S3 encodes it."""
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-2",
+        "eventTime": "2026-11-26T12:00:00.000Z",
+        "eventName": event_name,
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "203.0.113.10"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "dicom-meta-json-ingest",
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                       "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": quote_plus(key), "size": 120, "eTag": "d41d8cd98f00b204e9800998ecf8427e",
+                       "sequencer": "0055AED6DCD90281E5"},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def handler(local_aws: LocalAWS) -> ModuleType:
+    module = load_handler_module()
+    keys = (local_aws.credentials.aws_access_key_id, local_aws.credentials.aws_secret_access_key)
+    module.use_clients(local_aws.client("s3"), DynamoDBManager(*keys, endpoint_url=local_aws.endpoint_url))
+    return module
+
+
+@pytest.fixture
+def table(local_aws: LocalAWS) -> Any:
+    return local_aws.client("dynamodb")
+
+
+@pytest.fixture
+def json_object(s3: Any) -> Iterator[Any]:
+    keys: list[str] = []
+
+    def put(key: str, body: bytes | dict[str, Any]) -> str:
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        s3.put_object(Bucket=BUCKET, Key=key, Body=data, ContentType="application/json")
+        keys.append(key)
+        return key
+
+    yield put
+    for key in keys:
+        s3.delete_object(Bucket=BUCKET, Key=key)
+
+
+def item_of(table: Any, file_path: str) -> dict[str, Any] | None:
+    item = table.get_item(TableName="data-apps-ex-dicom-metadata", Key={"FilePath": {"S": file_path}},
+                          ConsistentRead=True).get("Item")
+    return None if item is None else {name: value["S"] for name, value in item.items()}
+
+
+def document(dicom_key: str, **fields: str | None) -> dict[str, Any]:
+    return {"s3_path": f"s3://{BUCKET}/{dicom_key}", "PatientID": "L-1", "StudyDate": "20240101", "Modality": "CT",
+            "InstitutionName": "Lambda Hospital", "StudyDescription": "CT HEAD", **fields}
+
+
+def test_stores_every_record_of_an_event(handler: ModuleType, json_object: Any, table: Any) -> None:
+    # GIVEN three metadata objects, one under a key with a space and a plus
+    keys = [json_object("json/lam/one.json", document("dicom/lam/one.dcm", PatientID="A")),
+            json_object("json/lam/two.json", document("dicom/lam/two.dcm", PatientID="B", Modality=None)),
+            json_object("json/lam/my scan+1.json", document("dicom/lam/my scan+1.dcm", PatientID="C"))]
+    # WHEN S3 delivers one event with the three records
+    result = handler.lambda_handler({"Records": [s3_record(key) for key in keys]}, LambdaContext())
+    # THEN each has its item, with the JSON's own path and an ingestion time
+    assert result == {"stored": 3, "skipped": 0, "failed": 0}
+    one = item_of(table, f"s3://{BUCKET}/dicom/lam/one.dcm")
+    assert one is not None
+    assert {k: one[k] for k in ("PatientID", "StudyDate", "Modality", "InstitutionName", "StudyDescription")} == {
+        "PatientID": "A", "StudyDate": "20240101", "Modality": "CT", "InstitutionName": "Lambda Hospital",
+        "StudyDescription": "CT HEAD"}
+    assert one["JsonS3Path"] == f"s3://{BUCKET}/json/lam/one.json"
+    assert one["IngestedAt"].endswith("+00:00")
+    two = item_of(table, f"s3://{BUCKET}/dicom/lam/two.dcm")
+    assert two is not None and "Modality" not in two
+    spaced = item_of(table, f"s3://{BUCKET}/dicom/lam/my scan+1.dcm")
+    assert spaced is not None and spaced["PatientID"] == "C"
+
+
+def test_skips_test_events_and_other_keys(handler: ModuleType) -> None:
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-26T12:00:00.000Z",
+                  "Bucket": BUCKET, "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3e"}
+    assert handler.lambda_handler(test_event, LambdaContext()) == {"stored": 0, "skipped": 0, "failed": 0}
+    event = {"Records": [s3_record("dicom/a.dcm"), s3_record("json/readme.txt"), s3_record("json/x.json", "other")]}
+    assert handler.lambda_handler(event, LambdaContext()) == {"stored": 0, "skipped": 3, "failed": 0}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{broken", "not JSON"),
+        (b"\xff\xfe\x00", "not JSON"),
+        ({"PatientID": "no path"}, "s3_path"),
+        ({"s3_path": "s3://data-apps-ex/dicom/x.dcm", "Modality": 3}, "Modality"),
+    ],
+    ids=["malformed", "binary", "missing-s3-path", "bad-field"],
+)
+def test_a_bad_record_fails_without_stopping_the_others(handler: ModuleType, json_object: Any, table: Any,
+                                                       body: Any, reason: str) -> None:
+    # GIVEN a bad document between two good ones
+    first = json_object("json/bad/first.json", document("dicom/bad/first.dcm"))
+    bad = json_object("json/bad/bad.json", body)
+    last = json_object("json/bad/last.json", document("dicom/bad/last.dcm"))
+    # WHEN they arrive in one event THEN the handler raises (so the platform retries) naming the bad one
+    with pytest.raises(handler.IngestError, match=reason) as raised:
+        handler.lambda_handler({"Records": [s3_record(first), s3_record(bad), s3_record(last)]}, LambdaContext())
+    assert "record 1" in str(raised.value)
+    # AND the good ones were stored all the same
+    assert item_of(table, f"s3://{BUCKET}/dicom/bad/first.dcm") is not None
+    assert item_of(table, f"s3://{BUCKET}/dicom/bad/last.dcm") is not None
+
+
+def test_a_missing_object_fails_the_record(handler: ModuleType) -> None:
+    with pytest.raises(handler.IngestError):
+        handler.lambda_handler({"Records": [s3_record("json/gone.json")]}, LambdaContext())
+
+
+def test_handler_imports_neither_flask_nor_pydicom() -> None:
+    code = (
+        "import importlib.util, sys;"
+        f"spec = importlib.util.spec_from_file_location('lambda_function', {str(HANDLER_FILE)!r});"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
+        "bad = [n for n in ('flask', 'pydicom', 'requests', 'strawberry') if n in sys.modules];"
+        "print(','.join(bad)); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=str(HANDLER_FILE.parent.parent))
+    assert result.returncode == 0, result.stdout + result.stderr

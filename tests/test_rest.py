@@ -1,0 +1,177 @@
+"""The REST routes of DESIGN.md: shapes, statuses and every row of the error table."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Callable
+
+import pytest
+from flask.testing import FlaskClient
+
+from app import create_app
+from local.samples import SampleSpec
+from managers.aws import Credentials
+
+BUCKET = "data-apps-ex"
+FIELDS = ("PatientID", "StudyDate", "Modality", "InstitutionName", "StudyDescription")
+
+
+def assert_error(response: Any, status: int, code: str) -> None:
+    """The contract's error shape: JSON with code, message and the response's request id."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    error = response.json["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error["request_id"] == response.headers["X-Request-ID"]
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_health(client: FlaskClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json == {"message": "The server is running"}
+
+
+def test_dicom_metadata_answers_the_five_fields_in_order(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
+    s3_path = put_dicom(patient_id="P-7", study_date="20231231", modality="CT",
+                        institution_name="North Clinic", study_description="HEAD")
+    response = client.get("/dicom-metadata", query_string={"s3_path": s3_path})
+    assert response.status_code == 200
+    assert list(response.json) == ["s3_path", *FIELDS]
+    assert response.json == {"s3_path": s3_path, "PatientID": "P-7", "StudyDate": "20231231", "Modality": "CT",
+                             "InstitutionName": "North Clinic", "StudyDescription": "HEAD"}
+
+
+@pytest.mark.parametrize("route", ["/dicom-metadata", "/fetch-dicom-metadata"])
+@pytest.mark.parametrize(
+    ("query", "status", "code"),
+    [
+        ({}, 400, "MISSING_PARAMETER"),
+        ({"s3_path": ""}, 400, "MISSING_PARAMETER"),
+        ({"s3_path": "dicom/a.dcm"}, 400, "INVALID_S3_PATH"),
+        ({"s3_path": "s3://data-apps-ex"}, 400, "INVALID_S3_PATH"),
+        ({"s3_path": "s3://data-apps-ex/"}, 400, "INVALID_S3_PATH"),
+        ({"s3_path": "https://data-apps-ex/dicom/a.dcm"}, 400, "INVALID_S3_PATH"),
+        ({"s3_path": "s3://another-bucket/dicom/a.dcm"}, 403, "FORBIDDEN_BUCKET"),
+        ({"s3_path": f"s3://{BUCKET}/dicom/absent.dcm"}, 404, "NOT_FOUND"),
+    ],
+)
+def test_path_errors(client: FlaskClient, route: str, query: dict[str, str], status: int, code: str) -> None:
+    assert_error(client.get(route, query_string=query), status, code)
+
+
+def test_not_dicom(client: FlaskClient, put_object: Callable[[str, bytes], str]) -> None:
+    s3_path = put_object("dicom/notes.dcm", b"This is a text file, not an image.\n")
+    assert_error(client.get("/dicom-metadata", query_string={"s3_path": s3_path}), 422, "NOT_DICOM")
+
+
+def test_upload_answers_the_json_path(client: FlaskClient, s3: Any) -> None:
+    body = {"s3_path": f"s3://{BUCKET}/dicom/a/anon-9.9.dcm", "PatientID": "X", "StudyDate": None,
+            "Modality": "CT", "InstitutionName": None, "StudyDescription": None}
+    response = client.post("/upload-json-to-s3", json=body)
+    assert response.status_code == 201
+    assert response.json == {"s3_path": f"s3://{BUCKET}/json/a/anon-9.9.json"}
+    stored = s3.get_object(Bucket=BUCKET, Key="json/a/anon-9.9.json")
+    assert stored["ContentType"] == "application/json"
+    assert __import__("json").loads(stored["Body"].read()) == body
+
+
+def test_upload_of_a_key_outside_dicom_keeps_its_whole_key(client: FlaskClient) -> None:
+    response = client.post("/upload-json-to-s3", json={"s3_path": f"s3://{BUCKET}/scans/x.dcm"})
+    assert response.json == {"s3_path": f"s3://{BUCKET}/json/scans/x.json"}
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (b"{not json", 400, "INVALID_PAYLOAD"),
+        (b"[1, 2]", 400, "INVALID_PAYLOAD"),
+        (b'"s3://data-apps-ex/dicom/a.dcm"', 400, "INVALID_PAYLOAD"),
+        (b"{}", 400, "INVALID_PAYLOAD"),
+        (b'{"s3_path": ""}', 400, "INVALID_PAYLOAD"),
+        (b'{"s3_path": 5}', 400, "INVALID_PAYLOAD"),
+        (b'{"s3_path": "dicom/a.dcm"}', 400, "INVALID_PAYLOAD"),
+        (b'{"s3_path": "s3://data-apps-ex/dicom/a.dcm", "patientId": "x"}', 400, "INVALID_PAYLOAD"),
+        (b'{"s3_path": "s3://data-apps-ex/dicom/a.dcm", "Modality": 7}', 400, "INVALID_PAYLOAD"),
+        (b'{"s3_path": "s3://other/dicom/a.dcm"}', 403, "FORBIDDEN_BUCKET"),
+    ],
+)
+def test_upload_errors(client: FlaskClient, data: bytes, status: int, code: str) -> None:
+    response = client.post("/upload-json-to-s3", data=data, content_type="application/json")
+    assert_error(response, status, code)
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_upload_needs_json_content_type(client: FlaskClient, content_type: str | None) -> None:
+    response = client.post("/upload-json-to-s3", data=b'{"s3_path": "s3://data-apps-ex/dicom/a.dcm"}',
+                           content_type=content_type)
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_upload_over_one_mib(client: FlaskClient, s3: Any) -> None:
+    body = b'{"s3_path": "s3://data-apps-ex/dicom/big.dcm", "StudyDescription": "' + b"x" * (1024 * 1024) + b'"}'
+    assert_error(client.post("/upload-json-to-s3", data=body, content_type="application/json"), 413,
+                 "PAYLOAD_TOO_LARGE")
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="json/big")
+
+
+def test_fetch_without_a_record(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
+    s3_path = put_dicom()
+    assert_error(client.get("/fetch-dicom-metadata", query_string={"s3_path": s3_path}), 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(("method", "route", "status", "code"),
+                         [("GET", "/no-such-route", 404, "NOT_FOUND"), ("DELETE", "/health", 405, "METHOD_NOT_ALLOWED"),
+                          ("GET", "/upload-json-to-s3", 405, "METHOD_NOT_ALLOWED")])
+def test_unknown_routes_and_methods_answer_json(client: FlaskClient, method: str, route: str, status: int,
+                                                code: str) -> None:
+    assert_error(client.open(route, method=method), status, code)
+
+
+def test_unexpected_errors_are_scrubbed(client: FlaskClient, app: Any, monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    def explode(s3_path: str) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(app.extensions["dicom_meta.managers"].dicom, "extract_metadata", explode)
+    response = client.get("/dicom-metadata", query_string={"s3_path": f"s3://{BUCKET}/dicom/a.dcm"})
+    assert_error(response, 500, "INTERNAL")
+    assert "secret internal detail" not in response.get_data(as_text=True)
+    assert "secret internal detail" in caplog.text
+
+
+def test_request_id_is_echoed_or_made(client: FlaskClient) -> None:
+    assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
+    made = client.get("/health").headers["X-Request-ID"]
+    assert len(made) == 32
+    # A header that could forge log lines is replaced, not echoed.
+    assert client.get("/health", headers={"X-Request-ID": "a b\tc"}).headers["X-Request-ID"] != "a b\tc"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "kwargs"),
+    [
+        ("GET", "/dicom-metadata", {"query_string": {"s3_path": f"s3://{BUCKET}/dicom/a.dcm"}}),
+        ("GET", "/fetch-dicom-metadata", {"query_string": {"s3_path": f"s3://{BUCKET}/dicom/a.dcm"}}),
+        ("POST", "/upload-json-to-s3", {"json": {"s3_path": f"s3://{BUCKET}/dicom/a.dcm"}}),
+    ],
+)
+def test_dead_endpoint_is_upstream_unavailable_in_seconds(method: str, route: str, kwargs: dict[str, Any]) -> None:
+    dead = create_app({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}",
+                       "AWS_CREDENTIALS": Credentials("x", "y")}).test_client()
+    started = time.monotonic()
+    response = dead.open(route, method=method, **kwargs)
+    assert time.monotonic() - started < 5
+    assert_error(response, 503, "UPSTREAM_UNAVAILABLE")
+
+
+def test_sample_spec_names_files_like_the_bucket() -> None:
+    assert SampleSpec(sop_instance_uid="1.2.3").file_name == "anon-1.2.3.dcm"
