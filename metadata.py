@@ -6,10 +6,11 @@ Pure functions with no AWS or pydicom imports, so the Lambda package can carry t
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 from config import S3_BUCKET_NAME
-from errors import ForbiddenBucket, InvalidPayload, InvalidS3Path, MissingParameter
+from errors import ForbiddenBucket, InvalidArgument, InvalidPayload, InvalidS3Path, MissingParameter
 
 # DICOM keywords, in the order every answer lists them (DESIGN.md, "The five fields").
 FIELDS: tuple[str, ...] = ("PatientID", "StudyDate", "Modality", "InstitutionName", "StudyDescription")
@@ -102,3 +103,31 @@ def validate_payload(payload: Any) -> dict[str, str | None]:
             raise InvalidPayload(f"{field} is longer than {MAX_FIELD_LENGTH} characters")
         document[field] = value or None
     return document
+
+
+def normalize_date(value: str, name: str = "date") -> str:
+    """Return a ``YYYYMMDD`` or ``YYYY-MM-DD`` date as ``YYYYMMDD`` (the DA form, PS3.5 6.2).
+
+    Raises
+    ------
+    InvalidArgument
+        When ``value`` is neither form or not a calendar date.
+    """
+    compact = value.replace("-", "") if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else value
+    if not re.fullmatch(r"\d{8}", compact):
+        raise InvalidArgument(f"{name} must be YYYYMMDD or YYYY-MM-DD, not {value!r}")
+    try:
+        date(int(compact[:4]), int(compact[4:6]), int(compact[6:]))
+    except ValueError as exc:
+        raise InvalidArgument(f"{name} {value!r} is not a calendar date") from exc
+    return compact
+
+
+def study_month(study_date: str | None) -> str | None:
+    """Return the ``YYYYMM`` bucket of a stored StudyDate, or ``None`` when it is not a valid DA."""
+    if not study_date:
+        return None
+    try:
+        return normalize_date(study_date)[:6]
+    except InvalidArgument:
+        return None

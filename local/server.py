@@ -16,7 +16,7 @@ from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
 from local.events import MAX_RECEIVES, VISIBILITY_TIMEOUT, EventRunner, load_handler_module
 from local.samples import seed_files
 from managers.aws import Credentials, make_client
-from managers.DynamoDBManager import DynamoDBManager
+from managers.DynamoDBManager import DynamoDBManager, table_definition
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,12 @@ class _QuietRequestHandler(MotoRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return None
+
+
+def create_table(dynamodb: Any, table_name: str = DYNAMODB_TABLE_NAME) -> None:
+    """Create the metadata table with its indexes unless it exists."""
+    if table_name not in dynamodb.list_tables()["TableNames"]:
+        dynamodb.create_table(**table_definition(table_name))
 
 
 class LocalAWS:
@@ -112,15 +118,7 @@ class LocalAWS:
         )
 
     def _create_table(self) -> None:
-        dynamodb = self.client("dynamodb")
-        if DYNAMODB_TABLE_NAME in dynamodb.list_tables()["TableNames"]:
-            return
-        dynamodb.create_table(
-            TableName=DYNAMODB_TABLE_NAME,
-            KeySchema=[{"AttributeName": "FilePath", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "FilePath", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(self.client("dynamodb"))
 
     def seed(self) -> list[str]:
         """Put the sample DICOM files under ``dicom/``; return their s3 paths."""

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import struct
 from typing import IO, Any
 
 from pydicom import dcmread
+from pydicom.datadict import DicomDictionary, dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag, Tag
 
-from errors import NotDicom
+from errors import InvalidArgument, NotDicom
 from managers.S3Manager import S3Manager
 from metadata import FIELDS
 
@@ -21,6 +24,12 @@ log = logging.getLogger(__name__)
 # Groups a bare dataset (no preamble, no file meta) can start with: File Meta (0002) when the
 # preamble alone was dropped, Identifying (0008) otherwise. Anything else is not DICOM.
 _BARE_DATASET_GROUPS = frozenset({0x0002, 0x0008})
+
+# Binary values larger than this are bulk data, left out of the JSON model (PS3.18 F.2.7
+# would give them a BulkDataURI; we serve no bulk data, so they are omitted).
+BULK_DATA_THRESHOLD = 1024
+_BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 
 # What pydicom raises on bytes that are not a dataset it can walk.
 _PARSE_ERRORS = (InvalidDicomError, EOFError, ValueError, KeyError, struct.error, OverflowError, TypeError)
@@ -54,9 +63,31 @@ class DicomManager:
         NotDicom
             When the object is not a readable DICOM file.
         """
-        data = self.s3.read_object(file_path)
-        dataset = read_header(io.BytesIO(data))
-        return fields_of(dataset)
+        return fields_of(self.read_dataset(file_path))
+
+    def read_dataset(self, file_path: str) -> Dataset:
+        """Return the header of the DICOM file at ``file_path`` (no pixel data)."""
+        return read_header(io.BytesIO(self.s3.read_object(file_path)))
+
+    def dicom_json(self, file_path: str, keywords: list[str] | None = None) -> dict[str, Any]:
+        """Return the header in the DICOM JSON model (PS3.18 Annex F), without bulk data.
+
+        Parameters
+        ----------
+        file_path
+            The s3 path of the DICOM file.
+        keywords
+            Attribute keywords (``"Rows"``) or 8-hex tags (``"00280010"``) to keep; all
+            attributes when ``None``.
+
+        Raises
+        ------
+        InvalidArgument
+            When a keyword is neither a known keyword nor an 8-hex tag (checked before S3 is read).
+        """
+        tags = None if keywords is None else [tag_of(keyword) for keyword in keywords]
+        dataset = self.read_dataset(file_path)
+        return json_model(dataset, tags)
 
 
 def read_header(fp: IO[bytes]) -> Dataset:
@@ -105,6 +136,54 @@ def fields_of(dataset: Dataset) -> dict[str, str | None]:
         return {keyword: _text(dataset.get(keyword)) for keyword in FIELDS}
     except _PARSE_ERRORS as exc:
         raise NotDicom(f"the DICOM header cannot be decoded ({type(exc).__name__})") from exc
+
+
+def tag_of(keyword: str) -> BaseTag:
+    """Return the tag named by a keyword or an 8-hex tag, else raise ``InvalidArgument``."""
+    if _HEX_TAG.fullmatch(keyword):
+        return Tag(int(keyword, 16))
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise InvalidArgument(f"unknown DICOM keyword {keyword!r}; use a keyword such as 'Rows' or a tag such as '00280010'")
+    return Tag(tag)
+
+
+def json_model(dataset: Dataset, tags: list[BaseTag] | None = None) -> dict[str, Any]:
+    """Return ``dataset`` (or only ``tags`` of it) as a DICOM JSON object, bulk data left out."""
+    wanted = set(tags) if tags is not None else None
+    kept = Dataset()
+    try:
+        for tag in dataset.keys():
+            # Checked on the raw element, so a deferred large value is never read.
+            if (wanted is None or tag in wanted) and not _is_bulk(dataset.get_item(tag)):
+                kept.add(dataset[tag])  # converted, hence decoded with the file's character set
+        model = kept.to_json_dict(bulk_data_threshold=BULK_DATA_THRESHOLD, bulk_data_element_handler=lambda _: "")
+    except _PARSE_ERRORS as exc:
+        raise NotDicom(f"the DICOM header cannot be converted ({type(exc).__name__})") from exc
+    return _without_bulk(model)
+
+
+def _is_bulk(element: Any) -> bool:
+    """Tell whether an element (raw or converted) is a binary value above the threshold."""
+    vr = element.VR
+    if vr is None and element.tag in DicomDictionary:  # implicit VR: the dictionary knows it
+        vr = dictionary_VR(element.tag)
+    length = getattr(element, "length", None)
+    if length is None:
+        length = len(element.value) if isinstance(element.value, (bytes, bytearray)) else 0
+    return vr in _BULK_VRS and length > BULK_DATA_THRESHOLD
+
+
+def _without_bulk(model: dict[str, Any]) -> dict[str, Any]:
+    """Drop elements that came out as BulkDataURI (large binaries inside sequences)."""
+    cleaned: dict[str, Any] = {}
+    for tag, element in model.items():
+        if "BulkDataURI" in element:
+            continue
+        if element.get("vr") == "SQ" and "Value" in element:
+            element = {**element, "Value": [_without_bulk(item) for item in element["Value"]]}
+        cleaned[tag] = element
+    return cleaned
 
 
 def _text(value: Any) -> str | None:

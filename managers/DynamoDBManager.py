@@ -1,20 +1,86 @@
-"""DynamoDBManager: the metadata records, one item per DICOM file, keyed by ``FilePath``."""
+"""DynamoDBManager: the metadata records, one item per DICOM file, keyed by ``FilePath``.
+
+Besides the five fields an item carries two derived attributes that the indexes key on:
+
+- ``StudyDateKey``: ``<StudyDate>#<FilePath>`` (``#<FilePath>`` without a date). As a sort key
+  it orders results by StudyDate, then path, and makes every position in an index unique;
+  a date range is a ``BETWEEN`` on it.
+- ``StudyMonth``: ``YYYYMM`` of a valid StudyDate, the partition key of the date index, so
+  a date search spreads over one partition per month instead of one hot partition.
+
+The months that hold records are listed in one registry item, so a date search with an open
+bound queries only months that exist.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 from botocore.config import Config
 
 from config import DYNAMODB_TABLE_NAME
 from managers.aws import make_client, upstream
-from metadata import FIELDS
+from metadata import FIELDS, study_month
 
 PARTITION_KEY = "FilePath"
+SORT_ATTRIBUTE = "StudyDateKey"
+MONTH_ATTRIBUTE = "StudyMonth"
+# Not an s3 path, so no API call can read or overwrite it as a record.
+MONTHS_REGISTRY_KEY = "#registry/study-months"
+
+# Index name → its partition key. Each sorts on StudyDateKey and projects everything.
+INDEXES: dict[str, str] = {
+    "PatientID-StudyDate": "PatientID",
+    "Modality-StudyDate": "Modality",
+    "StudyMonth-StudyDate": MONTH_ATTRIBUTE,
+}
+
+
+def table_definition(table_name: str = DYNAMODB_TABLE_NAME) -> dict[str, Any]:
+    """Return the ``create_table`` arguments of the metadata table (local backend and deploy)."""
+    attributes = [PARTITION_KEY, SORT_ATTRIBUTE, *INDEXES.values()]
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in attributes],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": hash_key, "KeyType": "HASH"},
+                    {"AttributeName": SORT_ATTRIBUTE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, hash_key in INDEXES.items()
+        ],
+    }
+
+
+def sort_key(study_date: str | None, file_path: str) -> str:
+    """Return the ``StudyDateKey`` of a record."""
+    return f"{study_date or ''}#{file_path}"
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Normalized search criteria: dates are ``YYYYMMDD`` and inclusive."""
+
+    patient_id: str | None = None
+    modality: str | None = None
+    institution_name: str | None = None
+    study_date_from: str | None = None
+    study_date_to: str | None = None
+
+    @property
+    def has_date_range(self) -> bool:
+        return bool(self.study_date_from or self.study_date_to)
 
 
 class DynamoDBManager:
-    """Reads and writes metadata records in ``DYNAMODB_TABLE_NAME``.
+    """Reads, writes and searches metadata records in ``DYNAMODB_TABLE_NAME``.
 
     The constructor is the original skeleton's: explicit credentials when given (the API on a
     laptop, from secrets.json), otherwise boto3's default chain (the Lambda's IAM role). The
@@ -40,6 +106,8 @@ class DynamoDBManager:
             endpoint_url=endpoint_url,
             config=config,
         )
+        # Months this process has registered already: one registry write per month, not per record.
+        self._registered_months: set[str] = set()
 
     def put_record(self, file_path: str, attributes: dict[str, str | None]) -> None:
         """Write the record of ``file_path``, replacing any earlier one.
@@ -47,10 +115,14 @@ class DynamoDBManager:
         Attributes whose value is ``None`` are left out of the item: DynamoDB index keys
         cannot be empty, and an absent attribute reads back as ``None`` anyway.
         """
+        month = study_month(attributes.get("StudyDate"))
+        derived = {SORT_ATTRIBUTE: sort_key(attributes.get("StudyDate"), file_path), MONTH_ATTRIBUTE: month}
         item = {PARTITION_KEY: {"S": file_path}}
-        item.update({name: {"S": value} for name, value in attributes.items() if value is not None})
+        item.update({name: {"S": value} for name, value in {**attributes, **derived}.items() if value is not None})
         with upstream("DynamoDB"):
             self.client.put_item(TableName=self.table_name, Item=item)
+        if month:
+            self._register_month(month)
 
     def get_record(self, file_path: str) -> dict[str, str | None] | None:
         """Return the five fields stored for ``file_path``, or ``None`` when there is no record."""
@@ -59,6 +131,161 @@ class DynamoDBManager:
                 TableName=self.table_name, Key={PARTITION_KEY: {"S": file_path}}, ConsistentRead=True
             )
         item: dict[str, Any] | None = response.get("Item")
-        if item is None:
-            return None
-        return {field: item[field]["S"] if field in item else None for field in FIELDS}
+        return None if item is None else _record(item)
+
+    def _register_month(self, month: str) -> None:
+        if month in self._registered_months:
+            return
+        with upstream("DynamoDB"):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={PARTITION_KEY: {"S": MONTHS_REGISTRY_KEY}},
+                UpdateExpression="ADD Months :month",
+                ExpressionAttributeValues={":month": {"SS": [month]}},
+            )
+        self._registered_months.add(month)
+
+    def study_months(self) -> list[str]:
+        """Return the months (``YYYYMM``) that hold at least one record, in order."""
+        with upstream("DynamoDB"):
+            item = self.client.get_item(
+                TableName=self.table_name, Key={PARTITION_KEY: {"S": MONTHS_REGISTRY_KEY}}, ConsistentRead=True
+            ).get("Item", {})
+        return sorted(item.get("Months", {}).get("SS", []))
+
+    def search(
+        self, criteria: SearchFilter, limit: int, after: dict[str, str] | None = None
+    ) -> tuple[list[dict[str, str | None]], dict[str, str] | None]:
+        """Return up to ``limit`` records matching ``criteria``, ordered by StudyDate then path.
+
+        ``after`` is the position returned with the previous page. Patient, modality and date
+        filters are Queries on an index; only a filter without any of them scans.
+
+        Returns
+        -------
+        tuple
+            The records (``s3_path`` plus the five fields) and the position after the last
+            one, or ``None`` when there are no more.
+        """
+        if criteria.patient_id or criteria.modality:
+            hash_name = "PatientID" if criteria.patient_id else "Modality"
+            index = f"{hash_name}-StudyDate"
+            value = criteria.patient_id or criteria.modality
+            partitions: list[tuple[str, str, str]] = [(index, hash_name, value or "")]
+        elif criteria.has_date_range:
+            partitions = [("StudyMonth-StudyDate", MONTH_ATTRIBUTE, month) for month in self._months_in(criteria)]
+        else:
+            return self._scan_page(criteria, limit, after)
+        items = self._query_partitions(partitions, criteria, after)
+        return _page(items, limit)
+
+    def _months_in(self, criteria: SearchFilter) -> list[str]:
+        low = (criteria.study_date_from or "")[:6]
+        high = (criteria.study_date_to or "999999")[:6]
+        return [month for month in self.study_months() if low <= month <= high]
+
+    def _query_partitions(
+        self, partitions: list[tuple[str, str, str]], criteria: SearchFilter, after: dict[str, str] | None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield (partition, item) for matching items partition by partition, resuming after ``after``."""
+        for index, hash_name, value in partitions:
+            if after and after["partition"] > value:
+                continue
+            start = after if after and after["partition"] == value else None
+            for item in self._query(index, hash_name, value, criteria, start):
+                yield value, item
+
+    def _query(
+        self, index: str, hash_name: str, value: str, criteria: SearchFilter, after: dict[str, str] | None
+    ) -> Iterator[dict[str, Any]]:
+        names = {"#h": hash_name}
+        values: dict[str, Any] = {":h": {"S": value}}
+        condition = "#h = :h"
+        if criteria.has_date_range:
+            names["#s"] = SORT_ATTRIBUTE
+            condition += " AND #s BETWEEN :low AND :high"
+            # '#' < '$': every key of the last day sorts below "<to>$".
+            values[":low"] = {"S": f"{criteria.study_date_from or ''}#"}
+            values[":high"] = {"S": f"{criteria.study_date_to or '99999999'}$"}
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        _add_filter(request, criteria, exclude=hash_name)
+        if after:
+            request["ExclusiveStartKey"] = {
+                PARTITION_KEY: {"S": after["path"]},
+                SORT_ATTRIBUTE: {"S": after["sort"]},
+                hash_name: {"S": value},
+            }
+        yield from self._paginate("query", request)
+
+    def _scan_page(
+        self, criteria: SearchFilter, limit: int, after: dict[str, str] | None
+    ) -> tuple[list[dict[str, str | None]], dict[str, str] | None]:
+        # A scan has no order: read every match, sort, and cut the page after ``after``.
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "attribute_exists(#s)",
+            "ExpressionAttributeNames": {"#s": SORT_ATTRIBUTE},
+            "ExpressionAttributeValues": {},
+        }
+        _add_filter(request, criteria, exclude=None)
+        if not request["ExpressionAttributeValues"]:
+            del request["ExpressionAttributeValues"]
+        items = sorted(self._paginate("scan", request), key=lambda item: item[SORT_ATTRIBUTE]["S"])
+        if after:
+            items = [item for item in items if item[SORT_ATTRIBUTE]["S"] > after["sort"]]
+        return _page((("", item) for item in items), limit)
+
+    def _paginate(self, operation: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        call = getattr(self.client, operation)
+        while True:
+            with upstream("DynamoDB"):
+                response = call(**request)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
+
+
+def _add_filter(request: dict[str, Any], criteria: SearchFilter, exclude: str | None) -> None:
+    """Add equality filters for the criteria the key condition does not cover."""
+    clauses = [request["FilterExpression"]] if "FilterExpression" in request else []
+    for attribute, value in (
+        ("PatientID", criteria.patient_id),
+        ("Modality", criteria.modality),
+        ("InstitutionName", criteria.institution_name),
+    ):
+        if value is None or attribute == exclude:
+            continue
+        request["ExpressionAttributeNames"][f"#{attribute}"] = attribute
+        request["ExpressionAttributeValues"][f":{attribute}"] = {"S": value}
+        clauses.append(f"#{attribute} = :{attribute}")
+    if clauses:
+        request["FilterExpression"] = " AND ".join(clauses)
+
+
+def _page(
+    items: Iterator[tuple[str, dict[str, Any]]], limit: int
+) -> tuple[list[dict[str, str | None]], dict[str, str] | None]:
+    """Take ``limit`` items, peeking one further to know whether another page exists."""
+    page: list[tuple[str, dict[str, Any]]] = []
+    for entry in items:
+        if len(page) == limit:
+            partition, last = page[-1]
+            position = {"partition": partition, "path": last[PARTITION_KEY]["S"], "sort": last[SORT_ATTRIBUTE]["S"]}
+            return [_with_path(item) for _, item in page], position
+        page.append(entry)
+    return [_with_path(item) for _, item in page], None
+
+
+def _record(item: dict[str, Any]) -> dict[str, str | None]:
+    return {field: item[field]["S"] if field in item else None for field in FIELDS}
+
+
+def _with_path(item: dict[str, Any]) -> dict[str, str | None]:
+    return {"s3_path": item[PARTITION_KEY]["S"], **_record(item)}

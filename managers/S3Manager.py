@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -129,8 +130,18 @@ class S3Manager:
             raise RuntimeError(f"presigned upload refused with HTTP {response.status_code}")
         return s3_path_of(S3_BUCKET_NAME, key)
 
-    def list_keys(self, prefix: str, limit: int = 1000) -> list[str]:
-        """Return up to ``limit`` keys under ``prefix``."""
+    def list_objects(
+        self, prefix: str, limit: int, token: str | None = None
+    ) -> tuple[list[tuple[str, int, datetime]], str | None]:
+        """Return up to ``limit`` objects under ``prefix`` (path, size, last modified), in key
+        order, and S3's continuation token for the rest (``None`` when there is no more)."""
+        request: dict[str, Any] = {"Bucket": S3_BUCKET_NAME, "Prefix": prefix, "MaxKeys": limit}
+        if token:
+            request["ContinuationToken"] = token
         with upstream("S3"):
-            response = self.client.list_objects_v2(Bucket=S3_BUCKET_NAME, Prefix=prefix, MaxKeys=limit)
-        return [item["Key"] for item in response.get("Contents", [])]
+            response = self.client.list_objects_v2(**request)
+        objects = [
+            (s3_path_of(S3_BUCKET_NAME, item["Key"]), item["Size"], item["LastModified"])
+            for item in response.get("Contents", [])
+        ]
+        return objects, response.get("NextContinuationToken") if response.get("IsTruncated") else None

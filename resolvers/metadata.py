@@ -29,3 +29,8 @@ def upload_json(managers: Managers, payload: Any) -> str:
     document = validate_payload(payload)
     _, dicom_key = parse_s3_path(document["s3_path"])
     return managers.s3.upload_json(json_key_for(dicom_key), document)
+
+
+def dicom_json(managers: Managers, s3_path: str, keywords: list[str] | None = None) -> dict[str, Any]:
+    """Return the header of the DICOM file at ``s3_path`` in the DICOM JSON model."""
+    return managers.dicom.dicom_json(checked_s3_path(s3_path), keywords)

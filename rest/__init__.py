@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 import resolvers
-from errors import InvalidPayload, NotFound, UnsupportedMediaType
+from errors import InvalidArgument, InvalidPayload, NotFound, UnsupportedMediaType
 from managers.bundle import Managers
 
 bp = Blueprint("rest", __name__)
@@ -49,3 +49,47 @@ def upload_json_to_s3() -> Any:
     if payload is None:
         raise InvalidPayload("the body is not valid JSON")
     return jsonify({"s3_path": resolvers.upload_json(managers(), payload)}), 201
+
+
+# QIDO-RS style parameters (PS3.18 8.3.4) of GET /search-metadata.
+SEARCH_PARAMETERS = frozenset({"PatientID", "Modality", "InstitutionName", "StudyDate", "limit", "cursor"})
+
+
+@bp.get("/search-metadata")
+def search_metadata() -> Any:
+    """Return one page of stored records matching QIDO-style parameters."""
+    unknown = sorted(set(request.args) - SEARCH_PARAMETERS)
+    if unknown:
+        # Ignoring a misspelt filter would silently widen the results.
+        raise InvalidArgument(f"unknown parameters: {', '.join(unknown)}; allowed: {', '.join(sorted(SEARCH_PARAMETERS))}")
+    low, high = _date_range(request.args.get("StudyDate", ""))
+    criteria = resolvers.search_filter(
+        patient_id=request.args.get("PatientID"),
+        modality=request.args.get("Modality"),
+        institution_name=request.args.get("InstitutionName"),
+        study_date_from=low,
+        study_date_to=high,
+    )
+    page = resolvers.search_metadata(managers(), criteria, _limit(request.args.get("limit")), request.args.get("cursor"))
+    return jsonify({"items": page.items, "next_cursor": page.next_cursor})
+
+
+def _date_range(value: str) -> tuple[str | None, str | None]:
+    """Split a QIDO date range: ``A-B``, ``-B``, ``A-`` or a single date ``A``."""
+    if not value:
+        return None, None
+    compact = value.replace("-", "") if len(value) == 10 and value.count("-") == 2 else value
+    if "-" not in compact:
+        return compact, compact
+    low, _, high = compact.partition("-")
+    if "-" in high:
+        raise InvalidArgument("StudyDate must be YYYYMMDD, YYYYMMDD-YYYYMMDD, -YYYYMMDD or YYYYMMDD-")
+    return low or None, high or None
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return 50
+    if not value.isdigit():
+        raise InvalidArgument(f"limit must be a whole number, not {value!r}")
+    return int(value)

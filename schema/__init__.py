@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 
 from schema.mutations import Mutation
 from schema.queries import Query
+from schema.types import Long
 
 
 class DicomMetaSchema(strawberry.Schema):
@@ -17,6 +19,12 @@ class DicomMetaSchema(strawberry.Schema):
         return None
 
 
-schema = DicomMetaSchema(query=Query, mutation=Mutation)
+SCALARS = {
+    Long: strawberry.scalar(
+        name="Long", serialize=int, parse_value=int, description="A 64-bit integer, serialized as a JSON number."
+    )
+}
+
+schema = DicomMetaSchema(query=Query, mutation=Mutation, config=StrawberryConfig(scalar_map=SCALARS))
 
 __all__ = ["schema"]

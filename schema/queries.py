@@ -6,7 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 import resolvers
-from schema.types import Context, DicomMetadata
+from schema.types import Context, DicomFile, DicomFilePage, DicomMetadata, MetadataFilter, MetadataPage
 
 
 @strawberry.type
@@ -19,3 +19,25 @@ class Query:
     def stored_metadata(self, info: Info[Context, None], s3_path: str) -> DicomMetadata | None:
         record = resolvers.fetch_stored_metadata(info.context.managers, s3_path)
         return None if record is None else DicomMetadata.from_record(record)
+
+    @strawberry.field(description="Stored records matching `filter`, by StudyDate then s3 path; `first` is 1 to 500.")
+    def search_metadata(
+        self, info: Info[Context, None], filter: MetadataFilter, first: int = 50, after: str | None = None
+    ) -> MetadataPage:
+        criteria = resolvers.search_filter(
+            patient_id=filter.patient_id,
+            modality=filter.modality,
+            institution_name=filter.institution_name,
+            study_date_from=filter.study_date_from,
+            study_date_to=filter.study_date_to,
+        )
+        page = resolvers.search_metadata(info.context.managers, criteria, first, after)
+        return MetadataPage(items=[DicomMetadata.from_record(r) for r in page.items], next_cursor=page.next_cursor)
+
+    @strawberry.field(description="Objects under `prefix` in the bucket; `first` is 1 to 1000.")
+    def dicom_files(
+        self, info: Info[Context, None], prefix: str = "dicom/", first: int = 100, after: str | None = None
+    ) -> DicomFilePage:
+        page = resolvers.list_dicom_files(info.context.managers, prefix, first, after)
+        items = [DicomFile(s3_path=f.s3_path, size=f.size, last_modified=f.last_modified) for f in page.items]
+        return DicomFilePage(items=items, next_cursor=page.next_cursor)

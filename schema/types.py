@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NewType
 
 import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
 
+import resolvers
 from managers.bundle import Managers
+
+# GraphQL's Int is 32-bit; DICOM objects (whole-slide images, tomosynthesis) pass 2 GiB.
+# Mapped to its GraphQL scalar in schema/__init__.py.
+Long = NewType("Long", int)
 
 
 @dataclass
@@ -27,6 +35,14 @@ class DicomMetadata:
     institution_name: str | None = strawberry.field(description="InstitutionName (0008,0080).")
     study_description: str | None = strawberry.field(description="StudyDescription (0008,1030).")
 
+    @strawberry.field(
+        description="The file's header in the DICOM JSON model (PS3.18 Annex F), read from S3 when "
+        "asked for: all attributes, or only `keywords` (keywords such as \"Rows\" or 8-hex tags). "
+        "Bulk data is left out."
+    )
+    def dicom_json(self, info: Info["Context", None], keywords: list[str] | None = None) -> JSON | None:
+        return resolvers.dicom_json(info.context.managers, self.s3_path, keywords)
+
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "DicomMetadata":
         """Build the type from a resolver's record (``s3_path`` plus the five keywords)."""
@@ -43,3 +59,31 @@ class DicomMetadata:
 @strawberry.type(description="Where an uploaded metadata document was stored.")
 class UploadResult:
     s3_path: str = strawberry.field(description="s3://bucket/json/… of the uploaded JSON.")
+
+
+@strawberry.input(description="Search criteria; all given ones must match. Dates are YYYYMMDD or YYYY-MM-DD, inclusive.")
+class MetadataFilter:
+    patient_id: str | None = None
+    modality: str | None = None
+    study_date_from: str | None = None
+    study_date_to: str | None = None
+    institution_name: str | None = None
+
+
+@strawberry.type(description="One page of search results, ordered by StudyDate then s3 path.")
+class MetadataPage:
+    items: list[DicomMetadata]
+    next_cursor: str | None = strawberry.field(description="Pass as `after` for the next page; null on the last.")
+
+
+@strawberry.type(description="An object in the bucket.")
+class DicomFile:
+    s3_path: str
+    size: Long  # type: ignore[valid-type]
+    last_modified: datetime
+
+
+@strawberry.type(description="One page of objects, in key order.")
+class DicomFilePage:
+    items: list[DicomFile]
+    next_cursor: str | None = strawberry.field(description="Pass as `after` for the next page; null on the last.")

@@ -1,0 +1,70 @@
+"""Resolvers of the query operations: search stored records, list DICOM files."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from errors import InvalidArgument
+from managers.bundle import Managers
+from managers.DynamoDBManager import SearchFilter
+from metadata import normalize_date
+from resolvers.paging import check_page_size, decode_cursor, encode_cursor, fingerprint
+
+MAX_SEARCH_PAGE = 500
+MAX_FILES_PAGE = 1000
+
+
+@dataclass
+class Page:
+    """One page of results and the cursor of the next (``None`` on the last page)."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class DicomFile:
+    s3_path: str
+    size: int
+    last_modified: datetime
+
+
+def search_filter(
+    patient_id: str | None = None,
+    modality: str | None = None,
+    institution_name: str | None = None,
+    study_date_from: str | None = None,
+    study_date_to: str | None = None,
+) -> SearchFilter:
+    """Return normalized criteria: empty strings dropped, dates as ``YYYYMMDD``, bounds ordered."""
+    low = normalize_date(study_date_from, "studyDateFrom") if study_date_from else None
+    high = normalize_date(study_date_to, "studyDateTo") if study_date_to else None
+    if low and high and low > high:
+        raise InvalidArgument(f"studyDateFrom {study_date_from} is after studyDateTo {study_date_to}")
+    return SearchFilter(
+        patient_id=patient_id or None,
+        modality=modality or None,
+        institution_name=institution_name or None,
+        study_date_from=low,
+        study_date_to=high,
+    )
+
+
+def search_metadata(managers: Managers, criteria: SearchFilter, first: int = 50, after: str | None = None) -> Page:
+    """Return one page of stored records matching ``criteria``, by StudyDate then path."""
+    check_page_size(first, MAX_SEARCH_PAGE)
+    query = fingerprint("searchMetadata", asdict(criteria))
+    items, position = managers.dynamodb.search(criteria, first, decode_cursor(query, after))
+    return Page(items=items, next_cursor=encode_cursor(query, position))
+
+
+def list_dicom_files(managers: Managers, prefix: str = "dicom/", first: int = 100, after: str | None = None) -> Page:
+    """Return one page of the objects under ``prefix``, in key order."""
+    check_page_size(first, MAX_FILES_PAGE)
+    query = fingerprint("dicomFiles", {"prefix": prefix})
+    position = decode_cursor(query, after)
+    objects, token = managers.s3.list_objects(prefix, first, position["token"] if position else None)
+    files = [DicomFile(s3_path=path, size=size, last_modified=modified) for path, size, modified in objects]
+    return Page(items=files, next_cursor=encode_cursor(query, {"token": token} if token else None))
