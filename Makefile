@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# GraphiQL's browser assets (package.json), served under /static/graphiql/. Without npm
+# the app falls back to Strawberry's CDN page and says so in its log.
+NODE_STAMP := node_modules/.installed
+ASSETS := $(if $(shell command -v npm 2>/dev/null),$(NODE_STAMP))
 
 .PHONY: run test clean
 
@@ -13,11 +17,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test,deploy]"
 	touch $(STAMP)
 
-run: $(STAMP)
+# --loglevel=error: graphiql-explorer (bundled inside the explorer plugin) still declares
+# React 16 / graphql 15 peers, and npm's warnings about it would drown real messages.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+run: $(STAMP) $(ASSETS)
 	$(PY) app.py
 
-test: $(STAMP)
+test: $(STAMP) $(ASSETS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) build .pytest_cache node_modules

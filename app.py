@@ -13,7 +13,7 @@ import rest
 import rest.errors
 from managers.aws import SECRETS_FILE, load_secrets
 from managers.bundle import Managers
-from schema import schema
+from schema import graphiql, schema
 from schema.view import DicomMetaGraphQLView
 
 log = logging.getLogger("dicom_meta")
@@ -35,10 +35,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults first, then ``test_config``; managers are built once, here.
 
     Settings: ``MANAGERS`` (ready-made managers, for tests), else ``AWS_ENDPOINT_URL`` and
-    ``AWS_CREDENTIALS`` (a ``Credentials``; when absent, secrets.json, else boto3's chain).
+    ``AWS_CREDENTIALS`` (a ``Credentials``; when absent, secrets.json, else boto3's chain);
+    ``GRAPHIQL_NODE_MODULES``: where `npm ci` put GraphiQL's assets.
     """
     app = Flask(__name__)
-    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, AWS_ENDPOINT_URL=None, AWS_CREDENTIALS=None)
+    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, AWS_ENDPOINT_URL=None, AWS_CREDENTIALS=None,
+                            GRAPHIQL_NODE_MODULES=graphiql.DEFAULT_NODE_MODULES)
     if test_config:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # answers list fields in contract order
@@ -51,9 +53,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     rest.errors.register(app)
     app.register_blueprint(rest.bp)
+    local_graphiql = graphiql.register(app, Path(app.config["GRAPHIQL_NODE_MODULES"]))
     app.add_url_rule(
         "/graphql",
-        view_func=DicomMetaGraphQLView.as_view("graphql", managers=managers, schema=schema, graphql_ide="graphiql"),
+        view_func=DicomMetaGraphQLView.as_view("graphql", managers=managers, schema=schema, graphql_ide="graphiql",
+                                               local_graphiql=local_graphiql),
     )
     return app
 

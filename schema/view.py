@@ -15,6 +15,7 @@ from strawberry.types import ExecutionResult
 
 from errors import DicomMetaError
 from managers.bundle import Managers
+from schema import graphiql
 from schema.types import Context
 
 log = logging.getLogger(__name__)
@@ -23,11 +24,18 @@ INTERNAL_MESSAGE = "Internal server error"
 
 
 class DicomMetaGraphQLView(GraphQLView):
-    """Strawberry's view with our context, scrubbed errors and the contract's HTTP errors."""
+    """Strawberry's view with our context, scrubbed errors, the contract's HTTP errors and
+    a GraphiQL page on local assets (Strawberry's CDN page when ``local_graphiql`` is False)."""
 
-    def __init__(self, managers: Managers, **kwargs: Any) -> None:
+    def __init__(self, managers: Managers, local_graphiql: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.managers = managers
+        self.local_graphiql = local_graphiql
+
+    def render_graphql_ide(self, request: Request) -> Response:
+        if self.local_graphiql:
+            return graphiql.render_page()
+        return super().render_graphql_ide(request)
 
     def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         return Context(managers=self.managers, request_id=g.request_id)
