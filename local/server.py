@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -16,6 +17,8 @@ from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
 from local.events import MAX_RECEIVES, VISIBILITY_TIMEOUT, EventRunner, load_handler_module
 from local.samples import seed_files
 from managers.aws import Credentials, make_client
+from managers.DicomManager import fields_of, read_header
+from metadata import json_key_for, s3_path_of
 from managers.DynamoDBManager import DynamoDBManager, table_definition
 
 log = logging.getLogger(__name__)
@@ -121,12 +124,21 @@ class LocalAWS:
         create_table(self.client("dynamodb"))
 
     def seed(self) -> list[str]:
-        """Put the sample DICOM files under ``dicom/``; return their s3 paths."""
+        """Put the sample DICOM files under ``dicom/`` and their metadata under ``json/``.
+
+        The metadata goes through the same trigger and Lambda as an upload, so searches find
+        the seeded files from the start. Returns the files' s3 paths.
+        """
         s3 = self.client("s3")
         paths = []
         for name, data in seed_files():
-            s3.put_object(Bucket=S3_BUCKET_NAME, Key=f"dicom/{name}", Body=data, ContentType="application/dicom")
-            paths.append(f"s3://{S3_BUCKET_NAME}/dicom/{name}")
+            key = f"dicom/{name}"
+            s3.put_object(Bucket=S3_BUCKET_NAME, Key=key, Body=data, ContentType="application/dicom")
+            s3_path = s3_path_of(S3_BUCKET_NAME, key)
+            document = {"s3_path": s3_path, **fields_of(read_header(io.BytesIO(data)))}
+            s3.put_object(Bucket=S3_BUCKET_NAME, Key=json_key_for(key), Body=json.dumps(document).encode(),
+                          ContentType="application/json")
+            paths.append(s3_path)
         return paths
 
     def start_event_runner(self) -> None:

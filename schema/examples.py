@@ -1,4 +1,4 @@
-"""What the GraphiQL editor opens with: one place to extend (a search, when the schema has one).
+"""What the GraphiQL editor opens with: one place to extend.
 
 Every operation here must run on the files `make run` seeds; tests/test_graphiql.py runs them.
 """
@@ -16,9 +16,12 @@ EXAMPLE_QUERY = """\
 # The book icon opens the schema's docs.
 #
 # live:   five fields, read from S3 now
-# stored: the record in DynamoDB; null
-#         until the metadata is uploaded
-#         (uploadJson in the docs)
+# stored: the record the ingest keeps
+#         in DynamoDB
+# ct2024: stored CT studies of 2024, one
+#         per page: pass nextCursor as
+#         `after` for the next; dicomJson
+#         reads any attribute from S3
 
 query SeededFile($s3Path: String!) {
   live: dicomMetadata(s3Path: $s3Path) {
@@ -35,6 +38,17 @@ query SeededFile($s3Path: String!) {
     modality
     institutionName
     studyDescription
+  }
+  ct2024: searchMetadata(
+    filter: {modality: "CT", studyDateFrom: "2024-01-01", studyDateTo: "2024-12-31"}
+    first: 1
+  ) {
+    items {
+      s3Path
+      studyDate
+      dicomJson(keywords: ["SeriesDescription", "Rows"])
+    }
+    nextCursor
   }
 }
 """

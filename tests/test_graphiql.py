@@ -68,3 +68,17 @@ def test_example_query_runs_on_the_seeded_data(client: FlaskClient) -> None:
     live = body["data"]["live"]
     assert live["s3Path"] == example_variables()["s3Path"]
     assert (live["patientId"], live["modality"], live["studyDate"]) == ("PAT-0001", "CT", "20240115")
+
+
+def test_example_search_finds_the_seeded_ct_once_ingested(client: FlaskClient) -> None:
+    from tests.test_end_to_end import eventually
+
+    def run() -> dict:
+        return client.post("/graphql", json={"query": EXAMPLE_QUERY, "variables": example_variables()}).json["data"]
+
+    data = eventually(lambda: (d := run())["stored"] and d["ct2024"]["items"] and d)
+    assert data["stored"]["patientId"] == "PAT-0001"
+    item = data["ct2024"]["items"][0]
+    assert item["s3Path"] == example_variables()["s3Path"]
+    assert item["dicomJson"] == {"00280010": {"vr": "US", "Value": [16]},
+                                 "0008103E": {"vr": "LO", "Value": ["AXIAL 5MM"]}}
