@@ -1,7 +1,9 @@
-"""Opaque paging cursors: a position, bound to the query it belongs to and signed.
+"""Opaque paging cursors: a position, bound to the query it belongs to, encrypted and signed.
 
-A cursor is ``base64url(json).base64url(hmac)``. The JSON holds the query's fingerprint and
-the position after the last item served. A cursor that was altered, truncated or made by
+A cursor is ``base64url(nonce + ciphertext).base64url(hmac)``. The plaintext JSON holds the
+query's fingerprint and the position after the last item served, which includes a patient
+id or a study date: cursors travel in URLs and proxy logs, so they are encrypted (a keystream
+of HMAC-SHA256 blocks, encrypt-then-MAC). A cursor that was altered, truncated or made by
 another query fails verification and is answered with ``INVALID_CURSOR``.
 """
 
@@ -40,11 +42,23 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _keystream(nonce: bytes, length: int) -> bytes:
+    blocks = (hmac.new(_secret(), b"stream" + nonce + n.to_bytes(4, "big"), hashlib.sha256).digest()
+              for n in range(length // 32 + 1))
+    return b"".join(blocks)[:length]
+
+
+def _xor(data: bytes, stream: bytes) -> bytes:
+    return bytes(a ^ b for a, b in zip(data, stream))
+
+
 def encode_cursor(query: str, position: dict[str, Any] | None) -> str | None:
     """Return the cursor for ``position`` in the query ``query`` (``None`` stays ``None``)."""
     if position is None:
         return None
-    payload = json.dumps({"q": query, "p": position}, separators=(",", ":")).encode()
+    plaintext = json.dumps({"q": query, "p": position}, separators=(",", ":")).encode()
+    nonce = os.urandom(12)
+    payload = nonce + _xor(plaintext, _keystream(nonce, len(plaintext)))
     signature = hmac.new(_secret(), payload, hashlib.sha256).digest()[:16]
     return f"{_b64(payload)}.{_b64(signature)}"
 
@@ -67,7 +81,8 @@ def decode_cursor(query: str, cursor: str | None) -> dict[str, Any] | None:
     expected = hmac.new(_secret(), payload, hashlib.sha256).digest()[:16]
     if not hmac.compare_digest(signature, expected):
         raise InvalidCursor("the cursor was altered or is not one of ours")
-    data = json.loads(payload)
+    nonce, ciphertext = payload[:12], payload[12:]
+    data = json.loads(_xor(ciphertext, _keystream(nonce, len(ciphertext))))
     if data.get("q") != query:
         raise InvalidCursor("the cursor belongs to another query; page with the same arguments")
     return data["p"]

@@ -278,3 +278,12 @@ def test_rest_search_errors(rest: Any, params: dict[str, str], status: int, code
     assert response.status_code == status
     assert response.json["error"]["code"] == code
     assert response.json["error"]["request_id"]
+
+
+def test_cursors_do_not_reveal_patient_ids_or_dates(managers: Managers) -> None:
+    import base64
+
+    cursor = resolvers.search_metadata(managers, search_filter(patient_id="P003"), 2).next_cursor
+    assert cursor
+    raw = base64.urlsafe_b64decode(cursor.split(".")[0] + "==")
+    assert b"P003" not in raw and b"s3://" not in raw
