@@ -68,25 +68,30 @@ def read_document(bucket: str, key: str) -> dict[str, str | None]:
 
 
 def process_record(record: dict[str, Any]) -> str:
-    """Ingest one S3 event record; return what happened (``stored`` or ``skipped``)."""
+    """Ingest one S3 event record; return what happened: ``stored``, ``stale`` or ``skipped``.
+
+    ``stale``: a later event of the same object already stored its record, which is kept.
+    """
     bucket = record["s3"]["bucket"]["name"]
     key = unquote_plus(record["s3"]["object"]["key"])
     if bucket != S3_BUCKET_NAME or not is_metadata_key(key):
         return "skipped"
     document = read_document(bucket, key)
     attributes = {field: document[field] for field in FIELDS}
-    attributes["JsonS3Path"] = s3_path_of(bucket, key)
     attributes["IngestedAt"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-    _dynamodb().put_record(document["s3_path"], attributes)
-    return "stored"
+    stored = _dynamodb().put_record(
+        document["s3_path"], attributes, source=s3_path_of(bucket, key),
+        sequencer=record["s3"]["object"].get("sequencer"),
+    )
+    return "stored" if stored else "stale"
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Store every metadata record of an S3 event; raise if any record failed."""
+    counts = {"stored": 0, "stale": 0, "skipped": 0, "failed": 0}
     if event.get("Event") == "s3:TestEvent":
         log.info(json.dumps({"event": "s3_test_event", "outcome": "skipped"}))
-        return {"stored": 0, "skipped": 0, "failed": 0}
-    counts = {"stored": 0, "skipped": 0, "failed": 0}
+        return counts
     failures: list[str] = []
     for index, record in enumerate(event.get("Records", [])):
         try:
@@ -100,9 +105,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             failures.append(f"record {index}: unexpected {type(exc).__name__}")
             log.exception("unexpected failure on record %d", index)
         counts[outcome] += 1
-        # The key and the reason only: the document holds patient data that must not reach logs.
-        log.info(json.dumps({"event": "record", "index": index, "outcome": outcome,
-                             "request_id": getattr(context, "aws_request_id", None)}))
+        # Outcome and reason only: the document holds patient data that must not reach logs,
+        # and reasons name fields, never their values.
+        line = {"event": "record", "index": index, "outcome": outcome,
+                "request_id": getattr(context, "aws_request_id", None)}
+        if outcome == "failed":
+            line["reason"] = failures[-1]
+        log.info(json.dumps(line))
     if failures:
         raise IngestError(f"{len(failures)} of {sum(counts.values())} records failed: " + "; ".join(failures))
     return counts

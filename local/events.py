@@ -3,7 +3,9 @@
 The bucket notifies an SQS queue (as a real bucket notifies a Lambda); the runner long-polls
 it, calls ``lambda_handler`` with the very event JSON S3 produced, deletes the message only
 when the handler succeeded, and otherwise lets it come back after the visibility timeout.
-After ``MAX_RECEIVES`` tries SQS moves it to the dead-letter queue, where it stays.
+After ``MAX_RECEIVES`` tries the event goes to the dead-letter queue with the handler's
+error, in the shape of the record Lambda sends its on-failure destination; the queue's
+redrive policy is a backstop should the runner itself die mid-way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -46,9 +49,10 @@ class LambdaContext:
 class EventRunner:
     """Polls the notification queue and hands each S3 event to the Lambda handler."""
 
-    def __init__(self, sqs: Any, queue_url: str, handler_module: ModuleType) -> None:
+    def __init__(self, sqs: Any, queue_url: str, dlq_url: str, handler_module: ModuleType) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
+        self.dlq_url = dlq_url
         self.handler = handler_module.lambda_handler
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="s3-event-runner", daemon=True)
@@ -84,10 +88,27 @@ class EventRunner:
         return handled
 
     def _deliver(self, message: dict[str, Any]) -> bool:
+        """Run the handler on one message; ``True`` when the message is done with."""
+        event = json.loads(message["Body"])
         try:
-            self.handler(json.loads(message["Body"]), LambdaContext())
+            self.handler(event, LambdaContext())
             return True
         except Exception as exc:  # noqa: BLE001 - a failed event is retried, then dead-lettered
-            tries = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
-            log.warning("ingest failed (try %s of %d): %s", tries, MAX_RECEIVES, exc)
-            return False
+            tries = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+            log.warning("ingest failed (try %d of %d): %s", tries, MAX_RECEIVES, exc)
+            if tries < MAX_RECEIVES:
+                return False
+            self._dead_letter(event, exc, tries)
+            return True
+
+    def _dead_letter(self, event: dict[str, Any], exc: Exception, tries: int) -> None:
+        """Keep a failed event in the DLQ with its reason, shaped as Lambda's on-failure record."""
+        record = {
+            "version": "1.0",
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": tries},
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorType": type(exc).__name__, "errorMessage": str(exc)},
+        }
+        self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps(record))

@@ -99,7 +99,7 @@ class LocalAWS:
             QueueName=INGEST_QUEUE,
             Attributes={
                 "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES + 2)}),
             },
         )["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -146,7 +146,7 @@ class LocalAWS:
         handler = load_handler_module()
         keys = (self.credentials.aws_access_key_id, self.credentials.aws_secret_access_key)
         handler.use_clients(self.client("s3"), DynamoDBManager(*keys, endpoint_url=self.endpoint_url))
-        self.runner = EventRunner(self.client("sqs"), self.queue_url, handler)
+        self.runner = EventRunner(self.client("sqs"), self.queue_url, self.dlq_url, handler)
         self.runner.start()
 
     def stop(self) -> None:

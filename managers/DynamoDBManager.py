@@ -18,14 +18,20 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from config import DYNAMODB_TABLE_NAME
-from managers.aws import make_client, upstream
+from managers.aws import error_code, make_client, upstream
 from metadata import FIELDS, study_month
 
 PARTITION_KEY = "FilePath"
 SORT_ATTRIBUTE = "StudyDateKey"
 MONTH_ATTRIBUTE = "StudyMonth"
+SOURCE_ATTRIBUTE = "JsonS3Path"
+SEQUENCER_ATTRIBUTE = "Sequencer"
+# Sequencers are hexadecimal strings of varying length; AWS says to compare them after
+# left-padding the shorter with zeros. Stored padded, they compare as DynamoDB strings.
+SEQUENCER_WIDTH = 64
 # Not an s3 path, so no API call can read or overwrite it as a record.
 MONTHS_REGISTRY_KEY = "#registry/study-months"
 
@@ -57,6 +63,11 @@ def table_definition(table_name: str = DYNAMODB_TABLE_NAME) -> dict[str, Any]:
             for index, hash_key in INDEXES.items()
         ],
     }
+
+
+def normalize_sequencer(sequencer: str | None) -> str | None:
+    """Return an S3 event sequencer padded to a fixed width, upper-case (``None`` stays)."""
+    return sequencer.upper().rjust(SEQUENCER_WIDTH, "0") if sequencer else None
 
 
 def sort_key(study_date: str | None, file_path: str) -> str:
@@ -109,20 +120,50 @@ class DynamoDBManager:
         # Months this process has registered already: one registry write per month, not per record.
         self._registered_months: set[str] = set()
 
-    def put_record(self, file_path: str, attributes: dict[str, str | None]) -> None:
-        """Write the record of ``file_path``, replacing any earlier one.
+    def put_record(
+        self, file_path: str, attributes: dict[str, str | None], *, source: str | None = None,
+        sequencer: str | None = None,
+    ) -> bool:
+        """Write the record of ``file_path``, unless a newer event already wrote it.
 
         Attributes whose value is ``None`` are left out of the item: DynamoDB index keys
         cannot be empty, and an absent attribute reads back as ``None`` anyway.
+
+        Parameters
+        ----------
+        source, sequencer
+            The JSON object's s3 path and its S3 event ``sequencer``. S3 delivers events at
+            least once and in no fixed order; a record written from the same object by a
+            later event (a greater sequencer) is kept. Sequencers of different objects do
+            not compare, so another source simply replaces the record.
+
+        Returns
+        -------
+        bool
+            ``False`` when the write was refused because the stored record is newer.
         """
         month = study_month(attributes.get("StudyDate"))
-        derived = {SORT_ATTRIBUTE: sort_key(attributes.get("StudyDate"), file_path), MONTH_ATTRIBUTE: month}
+        derived = {SORT_ATTRIBUTE: sort_key(attributes.get("StudyDate"), file_path), MONTH_ATTRIBUTE: month,
+                   SOURCE_ATTRIBUTE: source, SEQUENCER_ATTRIBUTE: normalize_sequencer(sequencer)}
         item = {PARTITION_KEY: {"S": file_path}}
         item.update({name: {"S": value} for name, value in {**attributes, **derived}.items() if value is not None})
-        with upstream("DynamoDB"):
-            self.client.put_item(TableName=self.table_name, Item=item)
+        request: dict[str, Any] = {"TableName": self.table_name, "Item": item}
+        if source and sequencer:
+            request.update(
+                ConditionExpression="attribute_not_exists(#seq) OR #src <> :src OR #seq <= :seq",
+                ExpressionAttributeNames={"#seq": SEQUENCER_ATTRIBUTE, "#src": SOURCE_ATTRIBUTE},
+                ExpressionAttributeValues={":src": {"S": source}, ":seq": item[SEQUENCER_ATTRIBUTE]},
+            )
+        try:
+            with upstream("DynamoDB"):
+                self.client.put_item(**request)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
         if month:
             self._register_month(month)
+        return True
 
     def get_record(self, file_path: str) -> dict[str, str | None] | None:
         """Return the five fields stored for ``file_path``, or ``None`` when there is no record."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from types import ModuleType
 from typing import Any, Iterator
 from urllib.parse import quote_plus
@@ -12,13 +13,14 @@ from urllib.parse import quote_plus
 import pytest
 
 from local.events import HANDLER_FILE, LambdaContext, load_handler_module
-from local.server import LocalAWS
+from local.server import LocalAWS, create_table
 from managers.DynamoDBManager import DynamoDBManager
 
 BUCKET = "data-apps-ex"
 
 
-def s3_record(key: str, bucket: str = BUCKET, event_name: str = "ObjectCreated:Put") -> dict[str, Any]:
+def s3_record(key: str, bucket: str = BUCKET, event_name: str = "ObjectCreated:Put",
+              sequencer: str = "0055AED6DCD90281E5") -> dict[str, Any]:
     """One record as S3 sends it (eventVersion 2.1), the key URL-encoded as S3 encodes it."""
     return {
         "eventVersion": "2.1",
@@ -35,17 +37,27 @@ def s3_record(key: str, bucket: str = BUCKET, event_name: str = "ObjectCreated:P
             "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
                        "arn": f"arn:aws:s3:::{bucket}"},
             "object": {"key": quote_plus(key), "size": 120, "eTag": "d41d8cd98f00b204e9800998ecf8427e",
-                       "sequencer": "0055AED6DCD90281E5"},
+                       "sequencer": sequencer},
         },
     }
 
 
+# The embedded AWS's own runner ingests every json/ object too; this handler writes to a
+# table of its own so that the assertions see only what the handler under test did.
+TABLE = f"lambda-test-{uuid.uuid4().hex[:8]}"
+
+
 @pytest.fixture(scope="module")
-def handler(local_aws: LocalAWS) -> ModuleType:
+def handler(local_aws: LocalAWS) -> Iterator[ModuleType]:
     module = load_handler_module()
     keys = (local_aws.credentials.aws_access_key_id, local_aws.credentials.aws_secret_access_key)
-    module.use_clients(local_aws.client("s3"), DynamoDBManager(*keys, endpoint_url=local_aws.endpoint_url))
-    return module
+    dynamodb = DynamoDBManager(*keys, endpoint_url=local_aws.endpoint_url, table_name=TABLE)
+    create_table(dynamodb.client, TABLE)
+    module.use_clients(local_aws.client("s3"), dynamodb)
+    try:
+        yield module
+    finally:
+        dynamodb.client.delete_table(TableName=TABLE)
 
 
 @pytest.fixture
@@ -69,7 +81,7 @@ def json_object(s3: Any) -> Iterator[Any]:
 
 
 def item_of(table: Any, file_path: str) -> dict[str, Any] | None:
-    item = table.get_item(TableName="data-apps-ex-dicom-metadata", Key={"FilePath": {"S": file_path}},
+    item = table.get_item(TableName=TABLE, Key={"FilePath": {"S": file_path}},
                           ConsistentRead=True).get("Item")
     return None if item is None else {name: value["S"] for name, value in item.items()}
 
@@ -87,7 +99,7 @@ def test_stores_every_record_of_an_event(handler: ModuleType, json_object: Any, 
     # WHEN S3 delivers one event with the three records
     result = handler.lambda_handler({"Records": [s3_record(key) for key in keys]}, LambdaContext())
     # THEN each has its item, with the JSON's own path and an ingestion time
-    assert result == {"stored": 3, "skipped": 0, "failed": 0}
+    assert result == {"stored": 3, "stale": 0, "skipped": 0, "failed": 0}
     one = item_of(table, f"s3://{BUCKET}/dicom/lam/one.dcm")
     assert one is not None
     assert {k: one[k] for k in ("PatientID", "StudyDate", "Modality", "InstitutionName", "StudyDescription")} == {
@@ -104,9 +116,9 @@ def test_stores_every_record_of_an_event(handler: ModuleType, json_object: Any, 
 def test_skips_test_events_and_other_keys(handler: ModuleType) -> None:
     test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-26T12:00:00.000Z",
                   "Bucket": BUCKET, "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3e"}
-    assert handler.lambda_handler(test_event, LambdaContext()) == {"stored": 0, "skipped": 0, "failed": 0}
+    assert handler.lambda_handler(test_event, LambdaContext()) == {"stored": 0, "stale": 0, "skipped": 0, "failed": 0}
     event = {"Records": [s3_record("dicom/a.dcm"), s3_record("json/readme.txt"), s3_record("json/x.json", "other")]}
-    assert handler.lambda_handler(event, LambdaContext()) == {"stored": 0, "skipped": 3, "failed": 0}
+    assert handler.lambda_handler(event, LambdaContext()) == {"stored": 0, "stale": 0, "skipped": 3, "failed": 0}
 
 
 @pytest.mark.parametrize(
@@ -150,3 +162,56 @@ def test_handler_imports_neither_flask_nor_pydicom() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=str(HANDLER_FILE.parent.parent))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def stored_patient(table: Any, dicom_key: str) -> str | None:
+    item = item_of(table, f"s3://{BUCKET}/{dicom_key}")
+    return None if item is None else item.get("PatientID")
+
+
+def test_duplicate_delivery_is_idempotent(handler: ModuleType, json_object: Any, table: Any) -> None:
+    key = json_object("json/dup/a.json", document("dicom/dup/a.dcm", PatientID="D-1"))
+    event = {"Records": [s3_record(key, sequencer="00612A3B4C5D6E7F80")]}
+    assert handler.lambda_handler(event, LambdaContext())["stored"] == 1
+    first = item_of(table, f"s3://{BUCKET}/dicom/dup/a.dcm")
+    assert handler.lambda_handler(event, LambdaContext())["stored"] == 1
+    again = item_of(table, f"s3://{BUCKET}/dicom/dup/a.dcm")
+    assert first and again
+    assert {k: v for k, v in again.items() if k != "IngestedAt"} == {k: v for k, v in first.items() if k != "IngestedAt"}
+
+
+def test_a_late_older_event_never_overwrites_a_newer_record(handler: ModuleType, json_object: Any, s3: Any,
+                                                           table: Any) -> None:
+    # GIVEN two writes of one metadata object, whose events arrive in reverse order
+    key = json_object("json/order/a.json", document("dicom/order/a.dcm", PatientID="NEWER"))
+    newer = {"Records": [s3_record(key, sequencer="0062000000000000FF")]}
+    older = {"Records": [s3_record(key, sequencer="61FFFFFFFFFFFFFF")]}  # shorter: compares after padding
+    assert handler.lambda_handler(newer, LambdaContext())["stored"] == 1
+    # WHEN the older event comes late (and the object has changed since, without an event yet)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document("dicom/order/a.dcm", PatientID="LATE")))
+    result = handler.lambda_handler(older, LambdaContext())
+    # THEN it is acknowledged as stale and the newer record stays
+    assert result == {"stored": 0, "stale": 1, "skipped": 0, "failed": 0}
+    assert stored_patient(table, "dicom/order/a.dcm") == "NEWER"
+
+
+def test_dynamodb_failing_for_one_record_fails_only_that_record(handler: ModuleType, json_object: Any, table: Any,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from errors import UpstreamUnavailable
+
+    dynamodb = handler._dynamodb()
+    real_put = dynamodb.put_record
+
+    def flaky_put(file_path: str, *args: Any, **kwargs: Any) -> bool:
+        if file_path.endswith("flaky.dcm"):
+            raise UpstreamUnavailable("DynamoDB is busy or failing; try again shortly")
+        return real_put(file_path, *args, **kwargs)
+
+    monkeypatch.setattr(dynamodb, "put_record", flaky_put)
+    keys = [json_object(f"json/flaky/{name}.json", document(f"dicom/flaky/{name}.dcm", PatientID=name))
+            for name in ("ok1", "flaky", "ok2")]
+    with pytest.raises(handler.IngestError, match="record 1: DynamoDB is busy"):
+        handler.lambda_handler({"Records": [s3_record(k) for k in keys]}, LambdaContext())
+    assert stored_patient(table, "dicom/flaky/ok1.dcm") == "ok1"
+    assert stored_patient(table, "dicom/flaky/ok2.dcm") == "ok2"
+    assert stored_patient(table, "dicom/flaky/flaky.dcm") is None
