@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
 from managers.bundle import Managers
+from resolvers import ExtractionFailure
 
 
 @dataclass
@@ -43,3 +44,21 @@ class DicomMetadata:
 @strawberry.type(description="Where an uploaded metadata document was stored.")
 class UploadResult:
     s3_path: str = strawberry.field(description="s3://bucket/json/… of the uploaded JSON.")
+
+
+@strawberry.type(description="Why one file of a batch has no metadata.")
+class ExtractionError:
+    s3_path: str = strawberry.field(description="The path as it was asked for.")
+    code: str = strawberry.field(description="The error code, as the REST routes would answer it (NOT_FOUND, NOT_DICOM…).")
+    message: str = strawberry.field(description="What went wrong, for people.")
+
+    @classmethod
+    def from_failure(cls, failure: ExtractionFailure) -> "ExtractionError":
+        """Build the type from the batch resolver's failure."""
+        return cls(s3_path=failure.s3_path, code=failure.code, message=failure.message)
+
+
+DicomMetadataResult = Annotated[
+    DicomMetadata | ExtractionError,
+    strawberry.union("DicomMetadataResult", description="The metadata of one file of a batch, or why there is none."),
+]
