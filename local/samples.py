@@ -105,7 +105,7 @@ def pixel_length(spec: SampleSpec) -> int:
 
 def build_file(spec: SampleSpec) -> bytes:
     """Return ``spec`` written as a DICOM file (PS3.10), or a bare dataset without preamble."""
-    return _encode(build_dataset(spec), spec)
+    return encode_file(build_dataset(spec), spec)
 
 
 def write_file(spec: SampleSpec, fp: BinaryIO) -> int:
@@ -127,7 +127,7 @@ def write_file(spec: SampleSpec, fp: BinaryIO) -> int:
     """
     if spec.transfer_syntax == DeflatedExplicitVRLittleEndian:
         raise ValueError("write_file cannot stream a deflated dataset; use build_file")
-    head = bytearray(_encode(build_dataset(spec, pixel_data=b""), spec))
+    head = bytearray(encode_file(build_dataset(spec, pixel_data=b""), spec))
     length = pixel_length(spec)
     # The element's last four bytes are its 32-bit value length, in the dataset's byte order.
     head[-4:] = struct.pack(">I" if spec.transfer_syntax == ExplicitVRBigEndian else "<I", length)
@@ -137,7 +137,7 @@ def write_file(spec: SampleSpec, fp: BinaryIO) -> int:
     return len(head) + length
 
 
-def _encode(ds: Dataset, spec: SampleSpec) -> bytes:
+def encode_file(ds: Dataset, spec: SampleSpec) -> bytes:
     """Return ``ds`` encoded with the file meta, transfer syntax and preamble of ``spec``."""
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
