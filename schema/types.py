@@ -49,7 +49,9 @@ class UploadResult:
 @strawberry.type(description="Why one file of a batch has no metadata.")
 class ExtractionError:
     s3_path: str = strawberry.field(description="The path as it was asked for.")
-    code: str = strawberry.field(description="The error code, as the REST routes would answer it (NOT_FOUND, NOT_DICOM…).")
+    code: str = strawberry.field(
+        description="The error code, as the REST routes would answer it (NOT_FOUND, NOT_DICOM…)."
+    )
     message: str = strawberry.field(description="What went wrong, for people.")
 
     @classmethod
