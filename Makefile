@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 ASSETS := $(if $(shell command -v npm 2>/dev/null),$(NODE_STAMP))
 
-.PHONY: run test clean
+.PHONY: run test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ run: $(STAMP) $(ASSETS)
 
 test: $(STAMP) $(ASSETS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The header-only extraction benchmark (a few minutes): prints a table, writes
+# bench/results/extract.json, fails when a target of issue 4 is missed. BENCH_ARGS=--help lists options.
+bench: $(STAMP)
+	$(PY) bench/extract.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache node_modules

@@ -68,9 +68,10 @@ def main() -> None:
     port = int(os.environ.get("PORT", "5000"))
     config: dict[str, Any] = {}
     if default_backend() == "local":
+        from local.netem import netem_from_env
         from local.server import DEFAULT_PORT, LocalAWS
 
-        aws = LocalAWS.start(int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORT)))
+        aws = LocalAWS.start(int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORT)), middleware=netem_from_env())
         config = {"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_CREDENTIALS": aws.credentials}
     app = create_app(config)
     print(banner(f"http://127.0.0.1:{port}", config.get("AWS_ENDPOINT_URL")), flush=True)

@@ -6,14 +6,17 @@ Nothing here is committed as a binary: every file is generated on demand.
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom.data
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     CTImageStorage,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -26,6 +29,10 @@ SEED_UID_ROOT = "1.2.826.0.1.3680043.8.498.1."
 
 # pydicom's bundled files that make good seeds: small, uncompressed headers, varied.
 BUNDLED_SEEDS: tuple[str, ...] = ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "waveform_ecg.dcm")
+
+# Columns (US) stop at 65535 (PS3.5 6.2); bigger images get more frames instead of wider ones.
+MAX_COLUMNS = 4096
+_ZEROS = bytes(1024 * 1024)
 
 
 @dataclass
@@ -52,8 +59,8 @@ class SampleSpec:
         return f"anon-{self.sop_instance_uid}.dcm"
 
 
-def build_dataset(spec: SampleSpec) -> Dataset:
-    """Return the dataset of ``spec``, pixel data included."""
+def build_dataset(spec: SampleSpec, pixel_data: bytes | None = None) -> Dataset:
+    """Return the dataset of ``spec``, with ``pixel_data`` or else zeros as its pixels."""
     ds = Dataset()
     if spec.character_set:
         ds.SpecificCharacterSet = spec.character_set
@@ -72,17 +79,66 @@ def build_dataset(spec: SampleSpec) -> Dataset:
     ):
         if value is not None:
             setattr(ds, keyword, value)
-    columns = max(1, spec.pixel_bytes // (2 * spec.rows))
+    columns, frames = _geometry(spec)
     ds.Rows, ds.Columns = spec.rows, columns
+    if frames > 1:
+        ds.NumberOfFrames = frames
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PixelData = bytes(spec.rows * columns * 2)
+    ds.PixelData = bytes(pixel_length(spec)) if pixel_data is None else pixel_data
     return ds
+
+
+def _geometry(spec: SampleSpec) -> tuple[int, int]:
+    """Return the columns and frames of 16-bit ``spec.rows``-row frames near ``spec.pixel_bytes``."""
+    columns = max(1, spec.pixel_bytes // (2 * spec.rows))
+    if columns <= MAX_COLUMNS:
+        return columns, 1
+    return MAX_COLUMNS, max(1, round(spec.pixel_bytes / (2 * spec.rows * MAX_COLUMNS)))
+
+
+def pixel_length(spec: SampleSpec) -> int:
+    """Return the length of the pixel data ``spec`` gives (``pixel_bytes`` rounded to whole pixels)."""
+    columns, frames = _geometry(spec)
+    return spec.rows * columns * frames * 2
 
 
 def build_file(spec: SampleSpec) -> bytes:
     """Return ``spec`` written as a DICOM file (PS3.10), or a bare dataset without preamble."""
-    ds = build_dataset(spec)
+    return encode_file(build_dataset(spec), spec)
+
+
+def write_file(spec: SampleSpec, fp: BinaryIO) -> int:
+    """Write the file of ``spec`` to ``fp`` without holding its pixel data in memory.
+
+    For the files of hundreds of megabytes the benchmark needs: the header is encoded with an
+    empty Pixel Data element whose length is then set, and the zero pixels follow in chunks.
+    Pixel Data (7FE0,0010) is the last element of the dataset, so the value ends the file.
+
+    Returns
+    -------
+    int
+        The number of bytes written.
+
+    Raises
+    ------
+    ValueError
+        For a deflated transfer syntax, whose bytes cannot be patched after encoding.
+    """
+    if spec.transfer_syntax == DeflatedExplicitVRLittleEndian:
+        raise ValueError("write_file cannot stream a deflated dataset; use build_file")
+    head = bytearray(encode_file(build_dataset(spec, pixel_data=b""), spec))
+    length = pixel_length(spec)
+    # The element's last four bytes are its 32-bit value length, in the dataset's byte order.
+    head[-4:] = struct.pack(">I" if spec.transfer_syntax == ExplicitVRBigEndian else "<I", length)
+    fp.write(head)
+    for start in range(0, length, len(_ZEROS)):
+        fp.write(_ZEROS[: min(len(_ZEROS), length - start)])
+    return len(head) + length
+
+
+def encode_file(ds: Dataset, spec: SampleSpec) -> bytes:
+    """Return ``ds`` encoded with the file meta, transfer syntax and preamble of ``spec``."""
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID

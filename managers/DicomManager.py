@@ -1,11 +1,11 @@
-"""DicomManager: the five fields of a DICOM file in S3, read into memory with pydicom."""
+"""DicomManager: the five fields of a DICOM file in S3, read with pydicom from its header only."""
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import struct
+from functools import partial
 from typing import IO, Any
 
 from pydicom import dcmread
@@ -16,6 +16,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 
 from errors import InvalidArgument, NotDicom
+from managers.ranged import FIRST_REQUEST, RangedReader
 from managers.S3Manager import S3Manager
 from metadata import FIELDS
 
@@ -34,15 +35,25 @@ _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 # What pydicom raises on bytes that are not a dataset it can walk.
 _PARSE_ERRORS = (InvalidDicomError, EOFError, ValueError, KeyError, struct.error, OverflowError, TypeError)
 
+# Values longer than this are skipped while parsing and read only if asked for. None of the
+# five fields comes near it (the longest, LO, holds 64 characters, PS3.5 6.2); skipping a large
+# private blob or icon that runs past the fetched bytes spares fetching it.
+DEFER_SIZE = 4096
+
 
 class DicomManager:
     """Reads DICOM headers from S3 and extracts the five fields of DESIGN.md."""
 
-    def __init__(self, s3: S3Manager) -> None:
+    def __init__(self, s3: S3Manager, first_request: int = FIRST_REQUEST) -> None:
         self.s3 = s3
+        self.first_request = first_request
 
     def extract_metadata(self, file_path: str) -> dict[str, str | None]:
         """Return the five fields of the DICOM file at ``file_path``.
+
+        Only the header is read, through ranged GETs: ``first_request`` bytes first, then
+        doubling requests while parsing needs more. A header within the first request costs
+        one GET whatever the file's size.
 
         Parameters
         ----------
@@ -63,11 +74,9 @@ class DicomManager:
         NotDicom
             When the object is not a readable DICOM file.
         """
-        return fields_of(self.read_dataset(file_path))
-
-    def read_dataset(self, file_path: str) -> Dataset:
-        """Return the header of the DICOM file at ``file_path`` (no pixel data)."""
-        return read_header(io.BytesIO(self.s3.read_object(file_path)))
+        # Deferred values are read through the reader, so it stays open until the fields are out.
+        with self._open(file_path) as reader:
+            return fields_of(read_header(reader))
 
     def dicom_json(self, file_path: str, keywords: list[str] | None = None) -> dict[str, Any]:
         """Return the header in the DICOM JSON model (PS3.18 Annex F), without bulk data.
@@ -86,8 +95,12 @@ class DicomManager:
             When a keyword is neither a known keyword nor an 8-hex tag (checked before S3 is read).
         """
         tags = None if keywords is None else [tag_of(keyword) for keyword in keywords]
-        dataset = self.read_dataset(file_path)
-        return json_model(dataset, tags)
+        with self._open(file_path) as reader:
+            return json_model(read_header(reader), tags)
+
+    def _open(self, file_path: str) -> RangedReader:
+        """Return a header-only reader over the object at ``file_path``."""
+        return RangedReader(partial(self.s3.read_range, file_path), self.first_request)
 
 
 def read_header(fp: IO[bytes]) -> Dataset:
@@ -103,7 +116,7 @@ def read_header(fp: IO[bytes]) -> Dataset:
         When the stream is neither.
     """
     try:
-        return dcmread(fp, stop_before_pixels=True)
+        return dcmread(fp, stop_before_pixels=True, defer_size=DEFER_SIZE)
     except InvalidDicomError:
         pass
     except _PARSE_ERRORS as exc:
@@ -113,7 +126,7 @@ def read_header(fp: IO[bytes]) -> Dataset:
         raise NotDicom("the object is not a DICOM file")
     fp.seek(0)
     try:
-        dataset = dcmread(fp, force=True, stop_before_pixels=True)
+        dataset = dcmread(fp, force=True, stop_before_pixels=True, defer_size=DEFER_SIZE)
     except _PARSE_ERRORS as exc:
         raise NotDicom(f"the object is not a readable DICOM file ({type(exc).__name__})") from exc
     if len(dataset) == 0:

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from managers.aws import Credentials
 from managers.DicomManager import DicomManager
 from managers.DynamoDBManager import DynamoDBManager
 from managers.S3Manager import S3Manager
 
+# Extractions of one app running at once, across all batch requests: enough to hide S3's
+# latency, well within the S3 client's 32 pooled connections (managers/aws.py).
+BATCH_WORKERS = 16
+
+
+def _batch_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=BATCH_WORKERS, thread_name_prefix="dicom-meta-batch")
+
 
 @dataclass(frozen=True)
 class Managers:
-    """S3, DynamoDB and DICOM managers sharing one set of credentials and one endpoint."""
+    """S3, DynamoDB and DICOM managers sharing one set of credentials and one endpoint.
+
+    ``pool`` runs batch extractions; built once with the managers, it bounds the app's
+    concurrent S3 reads and reuses the one S3 client (boto3 clients are thread-safe).
+    """
 
     s3: S3Manager
     dynamodb: DynamoDBManager
     dicom: DicomManager
+    pool: ThreadPoolExecutor = field(default_factory=_batch_pool)
 
     @classmethod
     def create(cls, credentials: Credentials | None = None, endpoint_url: str | None = None) -> "Managers":

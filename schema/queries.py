@@ -6,7 +6,17 @@ import strawberry
 from strawberry.types import Info
 
 import resolvers
-from schema.types import Context, DicomFile, DicomFilePage, DicomMetadata, MetadataFilter, MetadataPage
+from resolvers import MAX_BATCH_PATHS, ExtractionFailure
+from schema.types import (
+    Context,
+    DicomFile,
+    DicomFilePage,
+    DicomMetadata,
+    DicomMetadataResult,
+    ExtractionError,
+    MetadataFilter,
+    MetadataPage,
+)
 
 
 @strawberry.type
@@ -41,3 +51,17 @@ class Query:
         page = resolvers.list_dicom_files(info.context.managers, prefix, first, after)
         items = [DicomFile(s3_path=f.s3_path, size=f.size, last_modified=f.last_modified) for f in page.items]
         return DicomFilePage(items=items, next_cursor=page.next_cursor)
+
+    @strawberry.field(
+        description=f"The five fields of up to {MAX_BATCH_PATHS} files read live and concurrently, in the "
+        "order asked; a file that cannot be read gives an ExtractionError in its place."
+    )
+    def dicom_metadata_batch(self, info: Info[Context, None], s3_paths: list[str]) -> list[DicomMetadataResult]:
+        results = resolvers.extract_metadata_batch(
+            info.context.managers, s3_paths, request_id=info.context.request_id
+        )
+        return [
+            ExtractionError.from_failure(result) if isinstance(result, ExtractionFailure)
+            else DicomMetadata.from_record(result)
+            for result in results
+        ]

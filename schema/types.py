@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NewType
+from typing import Annotated, Any, NewType
 
 import strawberry
 from strawberry.scalars import JSON
@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 import resolvers
 from managers.bundle import Managers
+from resolvers import ExtractionFailure
 
 # GraphQL's Int is 32-bit; DICOM objects (whole-slide images, tomosynthesis) pass 2 GiB.
 # Mapped to its GraphQL scalar in schema/__init__.py.
@@ -87,3 +88,23 @@ class DicomFile:
 class DicomFilePage:
     items: list[DicomFile]
     next_cursor: str | None = strawberry.field(description="Pass as `after` for the next page; null on the last.")
+
+
+@strawberry.type(description="Why one file of a batch has no metadata.")
+class ExtractionError:
+    s3_path: str = strawberry.field(description="The path as it was asked for.")
+    code: str = strawberry.field(
+        description="The error code, as the REST routes would answer it (NOT_FOUND, NOT_DICOM…)."
+    )
+    message: str = strawberry.field(description="What went wrong, for people.")
+
+    @classmethod
+    def from_failure(cls, failure: ExtractionFailure) -> "ExtractionError":
+        """Build the type from the batch resolver's failure."""
+        return cls(s3_path=failure.s3_path, code=failure.code, message=failure.message)
+
+
+DicomMetadataResult = Annotated[
+    DicomMetadata | ExtractionError,
+    strawberry.union("DicomMetadataResult", description="The metadata of one file of a batch, or why there is none."),
+]
