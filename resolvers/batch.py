@@ -52,5 +52,5 @@ def _extract_one(managers: Managers, s3_path: str, request_id: str) -> Record | 
     except DicomMetaError as exc:
         return ExtractionFailure(s3_path, exc.code, exc.message)
     except Exception:  # noqa: BLE001 - one path's bug must not sink the batch; it is logged
-        log.exception("unexpected error extracting %s (request %s)", s3_path, request_id)
+        log.exception("unexpected error in a batch extraction (request %s)", request_id)
         return ExtractionFailure(s3_path, "INTERNAL", INTERNAL_MESSAGE)
