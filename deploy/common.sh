@@ -52,6 +52,8 @@ NOTIFICATION_ID="${FUNCTION}-json-ingest"
 JSON_PREFIX="json/"
 JSON_SUFFIX=".json"
 ZIP_FILE="$ROOT/build/lambda.zip"
+# Bucket names are global: a 403 on ours usually means another account owns the name.
+BUCKET_403_HINT="a 403 means the bucket belongs to another account or these credentials may not read it"
 
 export AWS_DEFAULT_OUTPUT=json AWS_PAGER=""
 
@@ -71,7 +73,8 @@ aws_() {
 
 # Run a call whose one acceptable failure is "it is not there" (stderr matching $1).
 # Returns 0 with the answer in $WORK/out, 1 when absent; any other failure stops the script,
-# so a denied or unreachable call is never mistaken for an absent resource.
+# so a denied or unreachable call is never mistaken for an absent resource. HINT=… before
+# the call adds a line of advice to that failure.
 probe() {
   local absent=$1
   shift
@@ -82,7 +85,7 @@ probe() {
     return 1
   fi
   cat "$WORK/err" >&2
-  die "aws $1 $2 failed"
+  die "aws $1 $2 failed${HINT:+: $HINT}"
 }
 
 # IAM changes take seconds to reach Lambda and S3: until then Lambda says the role "cannot be
@@ -132,7 +135,10 @@ say() {
 
 # Who we are and where we act, printed before anything changes.
 identify() {
-  aws_ sts get-caller-identity >"$WORK/identity.json" || die "no usable AWS credentials (tried $CREDENTIALS_SOURCE)"
+  if ! aws_ sts get-caller-identity >"$WORK/identity.json"; then
+    die "cannot tell who is calling (sts get-caller-identity failed, see above): check the credentials" \
+      "($CREDENTIALS_SOURCE) and that ${AWS_ENDPOINT_URL:-AWS} is reachable"
+  fi
   ACCOUNT=$(field Account "$WORK/identity.json")
   CALLER=$(field Arn "$WORK/identity.json")
   # arn:aws:… or arn:aws-cn:… : every ARN we build uses the caller's partition.

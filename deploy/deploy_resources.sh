@@ -20,6 +20,7 @@ if [[ $# -gt 0 ]]; then
   die "unexpected argument: $1"
 fi
 
+# shellcheck disable=SC2034  # read by step() in common.sh
 STEPS=9
 RUNTIME=python3.13
 HANDLER=lambda_function.lambda_handler
@@ -41,7 +42,7 @@ DLQ_RETENTION=1209600
 
 ensure_bucket() {
   step "S3 bucket $BUCKET"
-  if probe '\(404\)|Not Found|NoSuchBucket' s3api head-bucket --bucket "$BUCKET"; then
+  if HINT="$BUCKET_403_HINT" probe '\(404\)|Not Found|NoSuchBucket' s3api head-bucket --bucket "$BUCKET"; then
     aws_ s3api get-bucket-location --bucket "$BUCKET" >"$WORK/out"
     local location
     location=$(field LocationConstraint)
@@ -192,10 +193,11 @@ ensure_function() {
     aws_ lambda wait function-updated --function-name "$FUNCTION"
     if [[ $old_sha == "$ZIP_SHA" ]]; then
       say "code uploaded and active (identical to what was deployed: sha256 $ZIP_SHA)"
+      FUNCTION_STATE="existed; same code uploaded again"
     else
       say "code uploaded and active: sha256 $ZIP_SHA (was $old_sha)"
+      FUNCTION_STATE="existed; new code"
     fi
-    FUNCTION_STATE="updated"
   else
     with_iam_retry lambda create-function --function-name "$FUNCTION" \
       --runtime "$RUNTIME" --handler "$HANDLER" --role "$ROLE_ARN" --timeout "$TIMEOUT" --memory-size "$MEMORY" \
@@ -274,7 +276,7 @@ summary() {
   printf '  role          %s (inline policy %s)\n' "$ROLE_ARN" "$POLICY_NAME"
   printf '  function      %s (%s, %s s, %s MB; %s)\n' "$FUNCTION_ARN" "$RUNTIME" "$TIMEOUT" "$MEMORY" "$FUNCTION_STATE"
   printf '  async invoke  %s retries, then %s\n' "$MAX_RETRIES" "$DLQ_ARN"
-  printf '  permission    %s\n' "$PERMISSION_SID"
+  printf '  permission    %s (s3.amazonaws.com, from arn:%s:s3:::%s in %s)\n' "$PERMISSION_SID" "$PARTITION" "$BUCKET" "$ACCOUNT"
   printf '  notification  %s\n' "$NOTIFICATION_LINE"
   printf '  package       %s (sha256 %s)\n' "${ZIP_FILE#"$ROOT"/}" "$ZIP_SHA"
 }

@@ -107,7 +107,7 @@ def merge_notification(current: Document, ours: Document) -> tuple[Document, str
         status = "updated"
     warnings = [
         f"entry {entry.get('Id')!r} ({kind}) overlaps ours (same events, overlapping prefix and suffix): "
-        "real S3 refuses such a configuration as 'ambiguously defined'"
+        "real S3 refuses the pair as 'ambiguously defined' (moto accepts it)"
         for kind in NOTIFICATION_LISTS
         for entry in merged.get(kind, [])
         if entry.get("Id") != ours["Id"] and entries_overlap(entry, ours)
@@ -131,11 +131,12 @@ def describe_notification(current: Document, entry_id: str) -> str:
     """One line: our entry's events and filter, and how many other entries the bucket keeps."""
     ours = [e for e in current.get("LambdaFunctionConfigurations", []) if e.get("Id") == entry_id]
     others = sum(len(current.get(kind, [])) for kind in NOTIFICATION_LISTS) - len(ours)
+    kept = f"{others} other {'entry' if others == 1 else 'entries'} kept"
     if not ours:
-        return f"no entry {entry_id!r}; {others} other entries"
+        return f"no entry {entry_id!r}; {kept}"
     rules = filter_rules(ours[0])
     return (f"{entry_id}: {','.join(ours[0]['Events'])} on {rules.get('prefix', '')}*{rules.get('suffix', '')}"
-            f" -> {ours[0]['LambdaFunctionArn']}; {others} other entries kept")
+            f" -> {ours[0]['LambdaFunctionArn']}; {kept}")
 
 
 def permission_state(policy: Document, sid: str, source_arn: str, source_account: str) -> str:

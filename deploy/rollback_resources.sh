@@ -21,6 +21,7 @@ for arg in "$@"; do
   esac
 done
 
+# shellcheck disable=SC2034  # read by step() in common.sh
 STEPS=7
 RESULTS=()
 
@@ -32,7 +33,7 @@ report() {
 
 remove_notification() {
   step "Bucket notification $NOTIFICATION_ID"
-  if ! probe '\(404\)|Not Found|NoSuchBucket' s3api head-bucket --bucket "$BUCKET"; then
+  if ! HINT="$BUCKET_403_HINT" probe '\(404\)|Not Found|NoSuchBucket' s3api head-bucket --bucket "$BUCKET"; then
     report notification "absent (no bucket $BUCKET)"
     return
   fi
@@ -88,7 +89,6 @@ remove_role() {
   fi
   if probe NoSuchEntity iam get-role-policy --role-name "$ROLE" --policy-name "$POLICY_NAME"; then
     aws_ iam delete-role-policy --role-name "$ROLE" --policy-name "$POLICY_NAME"
-    say "inline policy $POLICY_NAME removed"
   fi
   # Deploy attaches no managed policy; one attached by someone else is theirs to detach.
   aws_ iam list-attached-role-policies --role-name "$ROLE" --query 'AttachedPolicies[].PolicyArn' --output text >"$WORK/out"
@@ -96,7 +96,7 @@ remove_role() {
     die "role $ROLE has managed policies deploy did not attach ($(<"$WORK/out")); detach them, then run again"
   fi
   aws_ iam delete-role --role-name "$ROLE"
-  report role "removed"
+  report role "removed, with its inline policy"
 }
 
 remove_dlq() {
@@ -133,7 +133,7 @@ remove_table() {
     return
   fi
   if [[ $DELETE_DATA == false ]]; then
-    report table "kept: it holds the records (about $(<"$WORK/out") items; --delete-data removes it)"
+    report table "kept: it holds the records (DynamoDB's last count: $(<"$WORK/out"); --delete-data removes it)"
     return
   fi
   aws_ dynamodb delete-table --table-name "$TABLE" >/dev/null
