@@ -1,0 +1,153 @@
+"""The Python helpers of the deploy scripts: the JSON work on documents as AWS returns them
+(deploy/documents.py) and the Lambda package's module list (deploy/build_lambda_zip.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+FUNCTION_ARN = "arn:aws:lambda:us-east-2:123456789012:function:F"
+
+
+def load(name: str) -> ModuleType:
+    """Import ``deploy/<name>.py`` by path: deploy/ is a folder of scripts, not a package."""
+    spec = importlib.util.spec_from_file_location(f"deploy_{name}", DEPLOY / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+documents = load("documents")
+builder = load("build_lambda_zip")
+
+
+def ours() -> dict[str, Any]:
+    return documents.lambda_entry("ingest", FUNCTION_ARN, "s3:ObjectCreated:*", "json/", ".json")
+
+
+def queue_entry(entry_id: str, prefix: str, suffix: str, events: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "Id": entry_id,
+        "QueueArn": "arn:aws:sqs:us-east-2:123456789012:q",
+        "Events": events or ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "Prefix", "Value": prefix}, {"Name": "Suffix", "Value": suffix}]}},
+    }
+
+
+def test_merge_into_nothing_adds_our_entry() -> None:
+    merged, status, warnings = documents.merge_notification({}, ours())
+    assert (merged, status, warnings) == ({"LambdaFunctionConfigurations": [ours()]}, "added", [])
+
+
+def test_merge_keeps_every_other_entry_untouched() -> None:
+    other_lambda = {**ours(), "Id": "someone-else", "Filter": {"Key": {"FilterRules": [
+        {"Name": "Prefix", "Value": "logs/"}]}}}
+    current = {
+        "QueueConfigurations": [queue_entry("q", "dicom/", ".dcm")],
+        "TopicConfigurations": [{"Id": "t", "TopicArn": "arn:aws:sns:us-east-2:1:t", "Events": ["s3:ObjectRemoved:*"]}],
+        "LambdaFunctionConfigurations": [other_lambda],
+        "EventBridgeConfiguration": {},
+    }
+    merged, status, warnings = documents.merge_notification(current, ours())
+    assert status == "added" and warnings == []
+    assert merged == {**current, "LambdaFunctionConfigurations": [other_lambda, ours()]}
+
+
+def test_merge_sees_s3s_capitalised_rule_names_as_the_same_entry() -> None:
+    as_s3_returns_it = json.loads(json.dumps(ours()).replace('"prefix"', '"Prefix"').replace('"suffix"', '"Suffix"'))
+    current = {"LambdaFunctionConfigurations": [as_s3_returns_it]}
+    merged, status, _ = documents.merge_notification(current, ours())
+    assert status == "unchanged" and merged == current
+
+
+def test_merge_replaces_a_drifted_entry_in_place() -> None:
+    drifted = {**ours(), "Events": ["s3:ObjectCreated:Put"]}
+    other = {**ours(), "Id": "other", "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "x/"}]}}}
+    merged, status, _ = documents.merge_notification({"LambdaFunctionConfigurations": [drifted, other]}, ours())
+    assert status == "updated"
+    assert merged["LambdaFunctionConfigurations"] == [ours(), other]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix", "events", "overlaps"),
+    [
+        ("json/", ".json", None, True),  # the embedded AWS's own queue entry
+        ("", "", None, True),  # everything
+        ("json/a/", "", None, True),
+        ("dicom/", ".json", None, False),
+        ("json/", ".dcm", None, False),
+        ("json/", ".json", ["s3:ObjectCreated:Put"], True),
+        ("json/", ".json", ["s3:ObjectRemoved:*"], False),
+    ],
+)
+def test_merge_warns_of_entries_s3_would_refuse_next_to_ours(
+    prefix: str, suffix: str, events: list[str] | None, overlaps: bool
+) -> None:
+    current = {"QueueConfigurations": [queue_entry("q", prefix, suffix, events)]}
+    _, _, warnings = documents.merge_notification(current, ours())
+    assert bool(warnings) is overlaps
+
+
+def test_remove_takes_out_only_our_entry() -> None:
+    current = {"QueueConfigurations": [queue_entry("q", "dicom/", ".dcm")], "LambdaFunctionConfigurations": [ours()]}
+    remaining, status = documents.remove_notification(current, "ingest")
+    assert (remaining, status) == ({"QueueConfigurations": current["QueueConfigurations"]}, "removed")
+    assert documents.remove_notification(remaining, "ingest") == (remaining, "absent")
+
+
+def policy_with(statement: dict[str, Any]) -> dict[str, Any]:
+    return {"Policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})}
+
+
+def s3_statement(source_arn: str = "arn:aws:s3:::b", account: str = "123") -> dict[str, Any]:
+    return {
+        "Sid": "s3", "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": FUNCTION_ARN,
+        "Principal": {"Service": "s3.amazonaws.com"},
+        "Condition": {"StringEquals": {"AWS:SourceAccount": account}, "ArnLike": {"AWS:SourceArn": source_arn}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy", "state"),
+    [
+        ({}, "absent"),
+        (policy_with({**s3_statement(), "Sid": "another"}), "absent"),
+        (policy_with(s3_statement()), "same"),
+        (policy_with(s3_statement(source_arn="arn:aws:s3:::other")), "different"),
+        (policy_with(s3_statement(account="999")), "different"),
+    ],
+)
+def test_permission_state(policy: dict[str, Any], state: str) -> None:
+    assert documents.permission_state(policy, "s3", "arn:aws:s3:::b", "123") == state
+
+
+def test_render_refuses_a_missing_value(tmp_path: Path) -> None:
+    template = tmp_path / "policy.json"
+    template.write_text('{"Resource": "${TableArn}", "Other": "${QueueArn}"}')
+    assert json.loads(documents.render(template, {"TableArn": "t", "QueueArn": "q"})) == {"Resource": "t", "Other": "q"}
+    with pytest.raises(SystemExit):
+        documents.render(template, {"TableArn": "t"})
+    with pytest.raises(SystemExit):
+        documents.render(template, {"TableArn": "None", "QueueArn": "q"})
+
+
+def test_zip_follows_the_handlers_imports_through_the_repository(tmp_path: Path) -> None:
+    handler = tmp_path / "lambda_function.py"
+    handler.write_text("import json\nimport boto3\nfrom metadata import FIELDS\n")
+    names = builder.build(tmp_path / "lambda.zip", handler)
+    assert names == ["config.py", "errors.py", "lambda_function.py", "metadata.py"]
+
+
+@pytest.mark.parametrize("module", ["pydicom", "flask", "requests"])
+def test_zip_refuses_a_handler_importing_what_lambda_lacks(tmp_path: Path, module: str) -> None:
+    handler = tmp_path / "lambda_function.py"
+    handler.write_text(f"def lambda_handler(event, context):\n    import {module}\n")
+    with pytest.raises(SystemExit, match=module):
+        builder.build(tmp_path / "lambda.zip", handler)
