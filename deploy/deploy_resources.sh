@@ -82,14 +82,49 @@ ensure_table() {
       say "exists; billing switched from ${billing/None/PROVISIONED} to on-demand"
     fi
   else
-    aws_ dynamodb create-table --table-name "$TABLE" \
-      --attribute-definitions AttributeName=FilePath,AttributeType=S \
-      --key-schema AttributeName=FilePath,KeyType=HASH \
-      --billing-mode PAY_PER_REQUEST --query TableDescription.TableArn --output text >"$WORK/out"
+    "$PY" "$DEPLOY_DIR/table.py" create "$TABLE" >"$WORK/table.json"
+    aws_ dynamodb create-table --cli-input-json "file://$WORK/table.json" \
+      --query TableDescription.TableArn --output text >"$WORK/out"
     TABLE_ARN=$(<"$WORK/out")
     aws_ dynamodb wait table-exists --table-name "$TABLE"
-    say "created: FilePath (HASH), on-demand"
+    say "created: FilePath (HASH), on-demand, with the search indexes"
   fi
+  ensure_indexes
+}
+
+# The search indexes (managers/table.py): added one at a time, as DynamoDB requires, each
+# waited on until ACTIVE, since a Query on a building index fails.
+ensure_indexes() {
+  aws_ dynamodb describe-table --table-name "$TABLE" >"$WORK/describe.json"
+  "$PY" "$DEPLOY_DIR/table.py" missing "$WORK/describe.json" >"$WORK/index-updates"
+  if [[ ! -s "$WORK/index-updates" ]]; then
+    say "indexes present: $(index_names)"
+    return
+  fi
+  local name update
+  while read -r name update; do
+    printf '%s' "$update" >"$WORK/update.json"
+    aws_ dynamodb update-table --cli-input-json "file://$WORK/update.json" >/dev/null
+    wait_index_active "$name"
+    say "index $name added"
+  done <"$WORK/index-updates"
+}
+
+index_names() {
+  aws_ dynamodb describe-table --table-name "$TABLE" \
+    --query 'join(`, `, Table.GlobalSecondaryIndexes[].IndexName)' --output text
+}
+
+wait_index_active() {
+  local status attempt
+  for attempt in $(seq 1 120); do
+    status=$(aws_ dynamodb describe-table --table-name "$TABLE" \
+      --query "Table.GlobalSecondaryIndexes[?IndexName=='$1'].IndexStatus | [0]" --output text)
+    [[ $status == ACTIVE ]] && return
+    [[ $attempt == 1 ]] && say "index $1 is building (DynamoDB backfills existing records)"
+    sleep 5
+  done
+  die "index $1 is still $status after 10 minutes"
 }
 
 ensure_dlq() {
@@ -154,7 +189,7 @@ ensure_role() {
       --policy-document "file://$WORK/policy.json"
     say "inline policy written"
   fi
-  say "grants: s3:GetObject on $BUCKET/$JSON_PREFIX*, dynamodb:PutItem on the table,"
+  say "grants: s3:GetObject on $BUCKET/$JSON_PREFIX*, dynamodb:PutItem and UpdateItem on the table,"
   say "        sqs:SendMessage on the DLQ, logs on /aws/lambda/$FUNCTION; nothing else"
 }
 
@@ -271,7 +306,7 @@ ensure_notification() {
 summary() {
   printf '\nDeployed. What exists now:\n'
   printf '  bucket        s3://%s (%s; %s)\n' "$BUCKET" "$REGION" "$BUCKET_STATE"
-  printf '  table         %s (FilePath HASH, on-demand)\n' "$TABLE_ARN"
+  printf '  table         %s (FilePath HASH, on-demand; indexes %s)\n' "$TABLE_ARN" "$(index_names)"
   printf '  dead letters  %s (failed events kept 14 days)\n' "$DLQ_ARN"
   printf '  role          %s (inline policy %s)\n' "$ROLE_ARN" "$POLICY_NAME"
   printf '  function      %s (%s, %s s, %s MB; %s)\n' "$FUNCTION_ARN" "$RUNTIME" "$TIMEOUT" "$MEMORY" "$FUNCTION_STATE"

@@ -19,7 +19,8 @@ from local.samples import seed_files
 from managers.aws import Credentials, make_client
 from managers.DicomManager import fields_of, read_header
 from metadata import json_key_for, s3_path_of
-from managers.DynamoDBManager import DynamoDBManager, table_definition
+from managers.DynamoDBManager import DynamoDBManager
+from managers.table import table_definition
 
 log = logging.getLogger(__name__)
 

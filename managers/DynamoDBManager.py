@@ -1,14 +1,7 @@
 """DynamoDBManager: the metadata records, one item per DICOM file, keyed by ``FilePath``.
 
-Besides the five fields an item carries two derived attributes that the indexes key on:
-
-- ``StudyDateKey``: ``<StudyDate>#<FilePath>`` (``#<FilePath>`` without a date). As a sort key
-  it orders results by StudyDate, then path, and makes every position in an index unique;
-  a date range is a ``BETWEEN`` on it.
-- ``StudyMonth``: ``YYYYMM`` of a valid StudyDate, the partition key of the date index, so
-  a date search spreads over one partition per month instead of one hot partition.
-
-The months that hold records are listed in one registry item, so a date search with an open
+The table's key, derived attributes and indexes are described in ``managers/table.py``. The
+months that hold records are listed in one registry item, so a date search with an open
 bound queries only months that exist.
 """
 
@@ -22,11 +15,10 @@ from botocore.exceptions import ClientError
 
 from config import DYNAMODB_TABLE_NAME
 from managers.aws import error_code, make_client, upstream
+from managers.table import MONTH_ATTRIBUTE, PARTITION_KEY, SORT_ATTRIBUTE
 from metadata import FIELDS, study_month
 
-PARTITION_KEY = "FilePath"
-SORT_ATTRIBUTE = "StudyDateKey"
-MONTH_ATTRIBUTE = "StudyMonth"
+
 SOURCE_ATTRIBUTE = "JsonS3Path"
 SEQUENCER_ATTRIBUTE = "Sequencer"
 # Sequencers are hexadecimal strings of varying length; AWS says to compare them after
@@ -34,35 +26,6 @@ SEQUENCER_ATTRIBUTE = "Sequencer"
 SEQUENCER_WIDTH = 64
 # Not an s3 path, so no API call can read or overwrite it as a record.
 MONTHS_REGISTRY_KEY = "#registry/study-months"
-
-# Index name → its partition key. Each sorts on StudyDateKey and projects everything.
-INDEXES: dict[str, str] = {
-    "PatientID-StudyDate": "PatientID",
-    "Modality-StudyDate": "Modality",
-    "StudyMonth-StudyDate": MONTH_ATTRIBUTE,
-}
-
-
-def table_definition(table_name: str = DYNAMODB_TABLE_NAME) -> dict[str, Any]:
-    """Return the ``create_table`` arguments of the metadata table (local backend and deploy)."""
-    attributes = [PARTITION_KEY, SORT_ATTRIBUTE, *INDEXES.values()]
-    return {
-        "TableName": table_name,
-        "BillingMode": "PAY_PER_REQUEST",
-        "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
-        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in attributes],
-        "GlobalSecondaryIndexes": [
-            {
-                "IndexName": index,
-                "KeySchema": [
-                    {"AttributeName": hash_key, "KeyType": "HASH"},
-                    {"AttributeName": SORT_ATTRIBUTE, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for index, hash_key in INDEXES.items()
-        ],
-    }
 
 
 def normalize_sequencer(sequencer: str | None) -> str | None:

@@ -27,6 +27,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, LAMBDA_FUNCTION_NAME, LAMBDA_ROLE_NAME, S3_BUCKET_NAME
+from managers.table import attribute_definitions, table_definition
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -184,8 +185,11 @@ def read_state(aws: Clients) -> dict[str, Any]:
     dlq_url = absent_as_none(lambda: aws.sqs.get_queue_url(QueueName=DLQ_NAME)["QueueUrl"],
                              "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
     return {
-        "table": table and {key: table.get(key) for key in ("KeySchema", "AttributeDefinitions", "BillingModeSummary",
-                                                             "TableArn")},
+        "table": table and {
+            **{key: table.get(key) for key in ("KeySchema", "AttributeDefinitions", "BillingModeSummary", "TableArn")},
+            "indexes": sorted(({key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
+                               for index in table.get("GlobalSecondaryIndexes", [])), key=lambda i: i["IndexName"]),
+        },
         "role": role and {
             "Arn": role["Arn"],
             "AssumeRolePolicyDocument": role["AssumeRolePolicyDocument"],
@@ -295,8 +299,15 @@ def rollbacks(aws: Clients, script_env: dict[str, str], second_deploy: Stage) ->
 def test_table_has_the_contract_key_and_on_demand_billing(first_deploy: Stage) -> None:
     table = first_deploy.state["table"]
     assert table["KeySchema"] == [{"AttributeName": "FilePath", "KeyType": "HASH"}]
-    assert table["AttributeDefinitions"] == [{"AttributeName": "FilePath", "AttributeType": "S"}]
+    assert table["AttributeDefinitions"] == attribute_definitions()
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_table_has_the_search_indexes(first_deploy: Stage) -> None:
+    assert first_deploy.state["table"]["indexes"] == sorted(
+        table_definition(DYNAMODB_TABLE_NAME)["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"])
+    assert [i["IndexName"] for i in first_deploy.state["table"]["indexes"]] == [
+        "Modality-StudyDate", "PatientID-StudyDate", "StudyMonth-StudyDate"]
 
 
 def test_role_is_assumable_by_lambda_only(first_deploy: Stage) -> None:
@@ -321,6 +332,7 @@ def test_role_has_one_least_privilege_inline_policy(first_deploy: Stage) -> None
     assert grants == {
         "s3:GetObject": [f"arn:aws:s3:::{S3_BUCKET_NAME}/json/*"],
         "dynamodb:PutItem": [state["table"]["TableArn"]],
+        "dynamodb:UpdateItem": [state["table"]["TableArn"]],  # the months registry of the date index
         "sqs:SendMessage": [state["dlq"]["QueueArn"]],
         "logs:CreateLogGroup": [log_group, f"{log_group}:*"],
         "logs:CreateLogStream": [log_group, f"{log_group}:*"],
@@ -346,15 +358,15 @@ def test_function_settings(first_deploy: Stage) -> None:
 def test_zip_holds_the_handler_and_only_the_modules_it_imports(first_deploy: Stage) -> None:
     assert first_deploy.extra["zip_names"] == [
         "config.py", "errors.py", "lambda_function.py", "managers/DynamoDBManager.py",
-        "managers/__init__.py", "managers/aws.py", "metadata.py",
+        "managers/__init__.py", "managers/aws.py", "managers/table.py", "metadata.py",
     ]
-    assert "build/lambda.zip" in first_deploy.output and "7 files" in first_deploy.output
+    assert "build/lambda.zip" in first_deploy.output and "8 files" in first_deploy.output
 
 
 def test_shipped_handler_runs_without_flask_or_pydicom(shipped_handler: dict[str, Any]) -> None:
     assert shipped_handler["handler_file"].startswith(shipped_handler["package"])
     assert shipped_handler["importable"] == [] and shipped_handler["loaded"] == []
-    assert shipped_handler["counts"] == {"stored": 1, "skipped": 0, "failed": 0}
+    assert shipped_handler["counts"] == {"stored": 1, "stale": 0, "skipped": 0, "failed": 0}
     assert shipped_handler["item"]["PatientID"] == {"S": "DEPLOY-1"}
     assert shipped_handler["item"]["JsonS3Path"] == {"S": f"s3://{S3_BUCKET_NAME}/{PROBE_KEY}"}
 
@@ -432,3 +444,20 @@ def test_rollback_again_reports_absent_things_and_deletes_data_on_request(rollba
     assert again.state["table"] is None
     assert "table         removed, with its records" in again.output
     assert json.loads(again.state["notification"])["QueueConfigurations"][0]["Id"] == OTHER_ENTRY_ID
+
+
+# --- upgrading a table made before the search indexes ------------------------------------
+
+
+def test_deploy_adds_missing_indexes_to_an_existing_table(rollbacks: dict[str, Stage], aws: Clients,
+                                                          script_env: dict[str, str]) -> None:
+    # GIVEN the table as an earlier deploy made it: the key alone, no indexes
+    aws.dynamodb.create_table(TableName=DYNAMODB_TABLE_NAME, BillingMode="PAY_PER_REQUEST",
+                              KeySchema=[{"AttributeName": "FilePath", "KeyType": "HASH"}],
+                              AttributeDefinitions=[{"AttributeName": "FilePath", "AttributeType": "S"}])
+    # WHEN deploy runs THEN it adds each index and says so
+    output = run_script("deploy_resources.sh", script_env)
+    for index in ("PatientID-StudyDate", "Modality-StudyDate", "StudyMonth-StudyDate"):
+        assert f"index {index} added" in output
+    assert [i["IndexName"] for i in read_state(aws)["table"]["indexes"]] == [
+        "Modality-StudyDate", "PatientID-StudyDate", "StudyMonth-StudyDate"]
