@@ -8,12 +8,16 @@ the contract in ``DESIGN.md``.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DicomMetaError(Exception):
     """Base class: an expected failure a client can be told about."""
 
     code: str = "INTERNAL"
     status: int = 500
+    # Extra top-level keys of the REST error body (only /ready uses them: which check failed).
+    details: dict[str, Any] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -90,3 +94,4 @@ class Unauthenticated(DicomMetaError):
     """Raised when API keys are configured and the request carries none or a wrong one."""
 
     code, status = "UNAUTHENTICATED", 401
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from typing import Any
+from typing import Any, Mapping
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -29,10 +29,21 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
-    """Return the contract's JSON error body with ``status``."""
-    body = {"error": {"code": code, "message": message, "request_id": g.get("request_id", "")}}
-    return jsonify(body), status
+# Headers a Werkzeug error carries that the client needs (405's list of allowed methods).
+_KEPT_HEADERS = frozenset({"allow", "retry-after"})
+
+
+def error_response(
+    status: int, code: str, message: str, extra: Mapping[str, Any] | None = None
+) -> tuple[Response, int]:
+    """Return the contract's JSON error body with ``status``; ``extra`` adds top-level keys."""
+    body: dict[str, Any] = dict(extra or {})
+    body["error"] = {"code": code, "message": message, "request_id": g.get("request_id", "")}
+    response = jsonify(body)
+    if status == 401:
+        # RFC 6750 3: a 401 names the scheme the client should use.
+        response.headers["WWW-Authenticate"] = 'Bearer realm="dicom-meta"'
+    return response, status
 
 
 def _assign_request_id() -> None:
@@ -46,13 +57,17 @@ def _echo_request_id(response: Response) -> Response:
 
 
 def _domain_error(exc: DicomMetaError) -> tuple[Response, int]:
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(exc.status, exc.code, exc.message, exc.details)
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:
     status = exc.code or 500
     code = _HTTP_CODES.get(status, "INTERNAL" if status >= 500 else "INVALID_PAYLOAD")
-    return error_response(status, code, exc.description or exc.name)
+    response, status = error_response(status, code, exc.description or exc.name)
+    for name, value in exc.get_headers():
+        if name.lower() in _KEPT_HEADERS:
+            response.headers[name] = value
+    return response, status
 
 
 def _unexpected_error(exc: Exception) -> tuple[Response, int]:
