@@ -11,6 +11,8 @@ from flask import Flask
 
 import rest
 import rest.errors
+import web.auth
+import web.cors
 from managers.aws import SECRETS_FILE, load_secrets
 from managers.bundle import Managers
 from schema import graphiql, schema
@@ -37,12 +39,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     Settings: ``MANAGERS`` (ready-made managers, for tests), else ``AWS_ENDPOINT_URL`` and
     ``AWS_CREDENTIALS`` (a ``Credentials``; when absent, secrets.json, else boto3's chain);
     ``GRAPHIQL_NODE_MODULES``: where `npm ci` put GraphiQL's assets.
+    ``API_KEYS`` (a list; default: the ``API_KEYS``/``API_KEYS_FILE`` variables, none: open)
+    and ``CORS_ORIGINS`` (default: the ``CORS_ORIGINS`` variable, none: no CORS).
     """
     app = Flask(__name__)
     app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, AWS_ENDPOINT_URL=None, AWS_CREDENTIALS=None,
-                            GRAPHIQL_NODE_MODULES=graphiql.DEFAULT_NODE_MODULES)
+                            GRAPHIQL_NODE_MODULES=graphiql.DEFAULT_NODE_MODULES,
+                            CORS_ORIGINS=os.environ.get("CORS_ORIGINS"))
     if test_config:
         app.config.from_mapping(test_config)
+    if "API_KEYS" not in app.config:
+        app.config["API_KEYS"] = web.auth.keys_from_environment()
     app.json.sort_keys = False  # type: ignore[attr-defined]  # answers list fields in contract order
 
     managers = app.config.get("MANAGERS") or Managers.create(
@@ -51,7 +58,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["dicom_meta.managers"] = managers
 
+    # Request ids exist before the key check, so a 401 carries one.
     rest.errors.register(app)
+    web.cors.install(app)
+    web.auth.install(app)
     app.register_blueprint(rest.bp)
     local_graphiql = graphiql.register(app, Path(app.config["GRAPHIQL_NODE_MODULES"]))
     app.add_url_rule(
