@@ -13,6 +13,7 @@ import rest
 import rest.errors
 import web.auth
 import web.cors
+import web.limits
 from managers.aws import SECRETS_FILE, load_secrets
 from managers.bundle import Managers
 from schema import graphiql, schema
@@ -62,6 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     rest.errors.register(app)
     web.cors.install(app)
     web.auth.install(app)
+    web.limits.install(app)
     app.register_blueprint(rest.bp)
     local_graphiql = graphiql.register(app, Path(app.config["GRAPHIQL_NODE_MODULES"]))
     app.add_url_rule(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 
 from schema.mutations import Mutation
@@ -25,6 +26,24 @@ SCALARS = {
     )
 }
 
-schema = DicomMetaSchema(query=Query, mutation=Mutation, config=StrawberryConfig(scalar_map=SCALARS))
+# Bounds on what one document may ask for, checked before anything runs. Real queries are a
+# few levels deep, ten leaves room for paged connections; each alias of a field is another S3
+# or DynamoDB read; tokens bound the parser's work, introspection included (the depth limit
+# does not count introspection fields, so GraphiQL's introspection query, about 200 tokens,
+# passes).
+MAX_QUERY_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
+
+# Factories, not instances: Strawberry builds fresh extensions for each request.
+LIMITS = [
+    lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+    lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+    lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+]
+
+schema = DicomMetaSchema(
+    query=Query, mutation=Mutation, config=StrawberryConfig(scalar_map=SCALARS), extensions=LIMITS
+)
 
 __all__ = ["schema"]
