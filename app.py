@@ -14,6 +14,7 @@ import rest.errors
 import web.auth
 import web.cors
 import web.limits
+import web.logs
 from managers.aws import SECRETS_FILE, load_secrets
 from managers.bundle import Managers
 from schema import graphiql, schema
@@ -59,7 +60,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["dicom_meta.managers"] = managers
 
-    # Request ids exist before the key check, so a 401 carries one.
+    # Order matters: the access log's hooks wrap everything; request ids exist before the key check.
+    web.logs.install(app)
     rest.errors.register(app)
     web.cors.install(app)
     web.auth.install(app)
@@ -76,7 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def main() -> None:
     """`make run`: start the embedded AWS unless the backend is ``aws``, then serve the API."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    web.logs.configure_logging()
     port = int(os.environ.get("PORT", "5000"))
     config: dict[str, Any] = {}
     if default_backend() == "local":
@@ -87,7 +89,7 @@ def main() -> None:
         config = {"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_CREDENTIALS": aws.credentials}
     app = create_app(config)
     print(banner(f"http://127.0.0.1:{port}", config.get("AWS_ENDPOINT_URL")), flush=True)
-    app.run(host="127.0.0.1", port=port, threaded=True)
+    app.run(host="127.0.0.1", port=port, threaded=True, request_handler=web.logs.QuietRequestHandler)
 
 
 def banner(api_url: str, local_endpoint: str | None) -> str:

@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from schema import LIMITS, MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKENS
+from web.logs import QuietRequestHandler
 
 MIB = 1024 * 1024
 ROUTES = ["/graphql", "/upload-json-to-s3"]
@@ -66,7 +67,7 @@ def test_an_endless_chunked_body_is_refused_after_one_mib(app: Flask, route: str
 @pytest.fixture(scope="module")
 def served(app: Flask) -> Iterator[int]:
     """The app on a real socket (Werkzeug's server, which de-chunks like gunicorn); its port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_port
