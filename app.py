@@ -11,6 +11,7 @@ from flask import Flask
 
 import rest
 import rest.errors
+import rest.ops
 import web.auth
 import web.cors
 import web.limits
@@ -67,6 +68,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     web.auth.install(app)
     web.limits.install(app)
     app.register_blueprint(rest.bp)
+    app.register_blueprint(rest.ops.bp)
     local_graphiql = graphiql.register(app, Path(app.config["GRAPHIQL_NODE_MODULES"]))
     app.add_url_rule(
         "/graphql",

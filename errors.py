@@ -95,3 +95,11 @@ class Unauthenticated(DicomMetaError):
 
     code, status = "UNAUTHENTICATED", 401
 
+
+class NotReady(UpstreamUnavailable):
+    """Raised by the readiness check when S3 or DynamoDB does not answer; says which one."""
+
+    def __init__(self, checks: dict[str, str]) -> None:
+        failed = ", ".join(name for name, state in checks.items() if state != "ok")
+        super().__init__(f"not ready: {failed} did not answer")
+        self.details = dict(checks)

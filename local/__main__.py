@@ -7,13 +7,14 @@ import os
 import threading
 
 from local.netem import netem_from_env
+from local.process import READY_MARKER
 from local.server import DEFAULT_PORT, LocalAWS
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     aws = LocalAWS.start(int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORT)), middleware=netem_from_env())
-    print(f"Embedded AWS at {aws.endpoint_url} (any credentials; Ctrl-C stops it)", flush=True)
+    print(f"{READY_MARKER}{aws.endpoint_url} (any credentials; Ctrl-C stops it)", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

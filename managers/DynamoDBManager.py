@@ -137,6 +137,11 @@ class DynamoDBManager:
         item: dict[str, Any] | None = response.get("Item")
         return None if item is None else _record(item)
 
+    def ping(self) -> None:
+        """Check that DynamoDB answers and the table is there (DescribeTable); raise if not."""
+        with upstream("DynamoDB"):
+            self.client.describe_table(TableName=self.table_name)
+
     def _register_month(self, month: str) -> None:
         if month in self._registered_months:
             return

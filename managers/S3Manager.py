@@ -18,7 +18,8 @@ from metadata import parse_s3_path, s3_path_of
 
 # At most five minutes: the URL is used at once, by this process, and a leaked one must die fast.
 PRESIGNED_URL_EXPIRY = 300
-UPLOAD_TIMEOUT = (2.0, 10.0)
+# (connect, read) seconds: within the 5-second budget of a failing request, like the clients'.
+UPLOAD_TIMEOUT = (1.0, 3.0)
 JSON_CONTENT_TYPE = "application/json"
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchBucket"})
@@ -129,6 +130,11 @@ class S3Manager:
             # A 4xx on our own signed URL is our fault (clock skew, expired URL, a policy).
             raise RuntimeError(f"presigned upload refused with HTTP {response.status_code}")
         return s3_path_of(S3_BUCKET_NAME, key)
+
+    def ping(self) -> None:
+        """Check that S3 answers and the bucket is there (HEAD bucket); raise if not."""
+        with upstream("S3"):
+            self.client.head_bucket(Bucket=S3_BUCKET_NAME)
 
     def list_objects(
         self, prefix: str, limit: int, token: str | None = None

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from errors import UpstreamUnavailable
 from managers.aws import Credentials
 from managers.DicomManager import DicomManager
 from managers.DynamoDBManager import DynamoDBManager
@@ -42,3 +46,22 @@ class Managers:
         )
         s3 = S3Manager(*keys, endpoint_url=endpoint_url)
         return cls(s3=s3, dynamodb=DynamoDBManager(*keys, endpoint_url=endpoint_url), dicom=DicomManager(s3))
+
+    def readiness(self) -> dict[str, str]:
+        """Ping S3 and DynamoDB side by side; return ``"ok"`` or ``"unavailable"`` for each.
+
+        In parallel so that two dead services cost one timeout, not two. Any failure counts:
+        a missing bucket or a denied table serves no request either.
+        """
+        pings: dict[str, Callable[[], None]] = {"s3": self.s3.ping, "dynamodb": self.dynamodb.ping}
+        with ThreadPoolExecutor(max_workers=len(pings)) as pool:
+            futures = {name: pool.submit(_answers, ping) for name, ping in pings.items()}
+        return {name: "ok" if future.result() else "unavailable" for name, future in futures.items()}
+
+
+def _answers(ping: Callable[[], None]) -> bool:
+    try:
+        ping()
+    except (UpstreamUnavailable, ClientError, BotoCoreError):
+        return False
+    return True

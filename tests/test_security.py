@@ -82,6 +82,7 @@ def test_nothing_runs_before_the_key_check(secured: FlaskClient, secured_app: Fl
 
 def test_probes_and_the_graphiql_page_need_no_key(secured: FlaskClient) -> None:
     assert secured.get("/health").status_code == 200
+    assert secured.get("/ready").json == {"s3": "ok", "dynamodb": "ok"}
     page = secured.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert "graphiql" in page.get_data(as_text=True).lower()

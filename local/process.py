@@ -1,0 +1,78 @@
+"""The embedded AWS as a separate process (``python -m local``), for gunicorn and the tests.
+
+A moto server in its own process is shared by every gunicorn worker (threads do not survive
+a fork, and each worker must not start its own), can be stopped and restarted like a real
+endpoint, and keeps its state apart from any in-process moto.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from local.server import LOCAL_CREDENTIALS
+from managers.aws import Credentials
+
+ROOT = Path(__file__).resolve().parent.parent
+# What ``python -m local`` prints once the resources exist and the samples are seeded.
+READY_MARKER = "Embedded AWS at "
+START_TIMEOUT = 60.0
+
+
+class LocalAWSProcess:
+    """``python -m local`` on ``127.0.0.1:port``: start, wait until seeded, stop, restart."""
+
+    credentials: Credentials = LOCAL_CREDENTIALS
+
+    def __init__(self, port: int, *, echo: IO[str] | None = None) -> None:
+        self.port = port
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        self.echo = echo
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = START_TIMEOUT) -> "LocalAWSProcess":
+        """Start the process and return once it is seeded; raise if it dies or takes too long."""
+        env = {**os.environ, "LOCAL_AWS_PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "local"], cwd=ROOT, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        ready = threading.Event()
+        threading.Thread(target=self._drain, args=(self._process, ready), daemon=True).start()
+        if not ready.wait(timeout) or self._process.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"the embedded AWS did not start on port {self.port}")
+        return self
+
+    def _drain(self, process: subprocess.Popen[str], ready: threading.Event) -> None:
+        # Always read the pipe, so a chatty child never blocks on a full one.
+        assert process.stdout is not None
+        for line in process.stdout:
+            if READY_MARKER in line:
+                ready.set()
+            if self.echo is not None:
+                self.echo.write(line)
+                self.echo.flush()
+        ready.set()  # it exited: wake the waiter, which then sees poll() is not None
+
+    def stop(self) -> None:
+        """Stop the process (as a dead endpoint would vanish), waiting for it to exit."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def __enter__(self) -> "LocalAWSProcess":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
