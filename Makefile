@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 ASSETS := $(if $(shell command -v npm 2>/dev/null),$(NODE_STAMP))
 
-.PHONY: run test bench clean
+.PHONY: run test fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: $(STAMP) $(ASSETS)
 # bench/results/extract.json, fails when a target of issue 4 is missed. BENCH_ARGS=--help lists options.
 bench: $(STAMP)
 	$(PY) bench/extract.py $(BENCH_ARGS)
+
+# The long fuzz run: thousands of generated requests (FUZZ_MAX_EXAMPLES per operation and
+# mode), new ones each time; `make test` runs the same tests with 25 and a fixed seed.
+FUZZ_MAX_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_RANDOM=1 $(PY) -m pytest -s -q tests/test_fuzz.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache node_modules

@@ -1,0 +1,186 @@
+"""The OpenAPI 3 document of the REST routes, served at ``/openapi.json``.
+
+It states the contract of DESIGN.md: statuses, bodies and the one error shape. To document
+a new route, add an entry to ``PATHS`` built with ``operation``; the fuzz tests
+(``tests/test_fuzz.py``) then exercise it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config import S3_BUCKET_NAME
+from metadata import FIELDS, MAX_FIELD_LENGTH
+
+OPENAPI_VERSION = "3.0.3"
+
+# What each error status of the contract means, as every operation's responses describe it.
+ERROR_STATUSES: dict[int, str] = {
+    400: "MISSING_PARAMETER, INVALID_S3_PATH, INVALID_PAYLOAD, INVALID_ARGUMENT or INVALID_CURSOR",
+    401: "UNAUTHENTICATED: API keys are configured and none or a wrong one was sent",
+    403: "FORBIDDEN_BUCKET: the path names another bucket",
+    404: "NOT_FOUND: no such object, or no stored record",
+    413: "PAYLOAD_TOO_LARGE: the body is over 1 MiB",
+    415: "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json",
+    422: "NOT_DICOM: the object is not a readable DICOM file",
+    503: "UPSTREAM_UNAVAILABLE: S3 or DynamoDB is unreachable, timing out or throttling",
+}
+
+
+def ref(name: str) -> dict[str, str]:
+    """Return a reference to a schema of ``components.schemas``."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """Return a response (or request body) of JSON matching ``schema``."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def query_parameter(name: str, description: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    """Return a query-string parameter."""
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+
+
+def s3_path_parameter(description: str) -> dict[str, Any]:
+    """Return the ``s3_path`` query parameter (missing or empty: 400 MISSING_PARAMETER)."""
+    schema = {"type": "string", "pattern": "^s3://[^/]+/.+$", "example": f"s3://{S3_BUCKET_NAME}/dicom/anon-1.dcm"}
+    return query_parameter("s3_path", description, schema, required=True)
+
+
+# A DICOM date, YYYYMMDD (PS3.5 6.2, DA); days up to 28 keep every generated one real.
+_DATE = r"(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|1\d|2[0-8])"
+SEARCH_PARAMETERS = [
+    query_parameter("PatientID", "exact PatientID", {"type": "string"}),
+    query_parameter("Modality", "exact Modality", {"type": "string"}),
+    query_parameter("InstitutionName", "exact InstitutionName", {"type": "string"}),
+    query_parameter("StudyDate", "a date or an inclusive range (QIDO-RS): A, A-B, -B or A-; empty: any",
+                    {"type": "string", "pattern": f"^(|{_DATE}|{_DATE}-|-{_DATE}|{_DATE}-{_DATE})$"}),
+    query_parameter("limit", "page size, 1 to 500 (default 50)", {"type": "integer", "minimum": 1, "maximum": 500}),
+    query_parameter("cursor", "next_cursor of the previous page (opaque; INVALID_CURSOR when altered)",
+                    {"type": "string"}),
+]
+
+
+def operation(
+    summary: str,
+    ok: tuple[int, dict[str, Any], str],
+    errors: tuple[int, ...],
+    *,
+    parameters: list[dict[str, Any]] | None = None,
+    request_body: dict[str, Any] | None = None,
+    public: bool = False,
+) -> dict[str, Any]:
+    """Return an operation: its success answer, its contract errors, and whether it needs a key."""
+    status, schema, description = ok
+    responses = {str(status): json_body(schema, description)}
+    for code in (*errors, *(() if public else (401,))):
+        responses[str(code)] = json_body(ref("Error"), ERROR_STATUSES[code])
+    op: dict[str, Any] = {"summary": summary, "responses": dict(sorted(responses.items()))}
+    if parameters:
+        op["parameters"] = parameters
+    if request_body:
+        op["requestBody"] = request_body
+    if public:
+        op["security"] = []
+    return op
+
+
+def _string_or_null(description: str) -> dict[str, Any]:
+    return {"type": "string", "nullable": True, "maxLength": MAX_FIELD_LENGTH, "description": description}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "request_id"],
+                "properties": {
+                    "code": {"type": "string", "example": "NOT_FOUND"},
+                    "message": {"type": "string"},
+                    "request_id": {"type": "string"},
+                },
+            }
+        },
+    },
+    "Metadata": {
+        "type": "object",
+        "required": ["s3_path", *FIELDS],
+        "properties": {"s3_path": {"type": "string"}, **{field: {"type": "string", "nullable": True} for field in FIELDS}},
+    },
+    "MetadataDocument": {
+        "type": "object",
+        "required": ["s3_path"],
+        "additionalProperties": False,
+        "properties": {
+            "s3_path": {"type": "string", "pattern": "^s3://[^/]+/.+$", "description": "the DICOM file it describes"},
+            **{field: _string_or_null(f"DICOM {field}") for field in FIELDS},
+        },
+    },
+    "SearchPage": {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": ref("Metadata")},
+            "next_cursor": {"type": "string", "nullable": True, "description": "null on the last page"},
+        },
+    },
+    "UploadResult": {
+        "type": "object",
+        "required": ["s3_path"],
+        "properties": {"s3_path": {"type": "string", "example": f"s3://{S3_BUCKET_NAME}/json/anon-1.json"}},
+    },
+    "Health": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
+    "Readiness": {
+        "type": "object",
+        "required": ["s3", "dynamodb"],
+        "properties": {"s3": {"type": "string", "enum": ["ok"]}, "dynamodb": {"type": "string", "enum": ["ok"]}},
+    },
+}
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/health": {"get": operation("Liveness: the process answers (no dependency is checked)",
+                                 (200, ref("Health"), "alive"), (), public=True)},
+    "/ready": {"get": operation(
+        "Readiness: S3 and DynamoDB answer. A 503 body also names each check, \"ok\" or \"unavailable\"",
+        (200, ref("Readiness"), "both answer"), (503,), public=True)},
+    "/dicom-metadata": {"get": operation(
+        "The five fields, read live from the DICOM file in S3",
+        (200, ref("Metadata"), "the file's metadata"), (400, 403, 404, 422, 503),
+        parameters=[s3_path_parameter("s3 path of a DICOM file")])},
+    "/upload-json-to-s3": {"post": operation(
+        "Upload a metadata document to json/ through a presigned URL; the ingest then stores it",
+        (201, ref("UploadResult"), "where the JSON document was stored"), (400, 403, 413, 415, 503),
+        request_body={"required": True, **json_body(ref("MetadataDocument"), "s3_path plus the five fields")})},
+    "/fetch-dicom-metadata": {"get": operation(
+        "The record the ingest stored in DynamoDB",
+        (200, ref("Metadata"), "the stored metadata"), (400, 403, 404, 503),
+        parameters=[s3_path_parameter("s3 path of a DICOM file")])},
+    "/search-metadata": {"get": operation(
+        "Stored records matching QIDO-RS style parameters (PS3.18 8.3.4), by StudyDate then s3 path",
+        (200, ref("SearchPage"), "one page of records, and the cursor of the next"), (400, 503),
+        parameters=SEARCH_PARAMETERS)},
+    "/openapi.json": {"get": operation("This document", (200, {"type": "object"}, "the OpenAPI document"), ())},
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """Return the whole OpenAPI 3 document."""
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "dicom-meta REST API", "version": "1",
+                 "description": "REST compatibility routes; GraphQL is served at /graphql."},
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+        # Either scheme; enforced only when API keys are configured.
+        "security": [{"bearer": []}, {"apiKey": []}],
+    }
