@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from local.server import LocalAWS
+from schema import graphiql
 from web.auth import key_matches, keys_from_environment
 from web.cors import parse_origins
 
@@ -86,6 +87,22 @@ def test_probes_and_the_graphiql_page_need_no_key(secured: FlaskClient) -> None:
     page = secured.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert "graphiql" in page.get_data(as_text=True).lower()
+
+
+def test_graphiql_assets_need_no_key(local_aws: LocalAWS, tmp_path: Path) -> None:
+    # GIVEN an app serving GraphiQL's own assets (here: stand-ins for what `npm ci` installs)
+    for name in graphiql.VENDOR_ASSETS.values():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("/* asset */")
+    app = create_app({"AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials,
+                      "API_KEYS": [KEY], "GRAPHIQL_NODE_MODULES": tmp_path})
+    client = app.test_client()
+    # WHEN a browser loads the page and its scripts without a key THEN they are served
+    assert client.get("/graphql", headers={"Accept": "text/html"}).status_code == 200
+    for name in ("graphiql.min.js", "dicom-meta-graphiql.js"):
+        assert client.get(f"{graphiql.URL_PREFIX}/{name}").status_code == 200, name
+    # … while queries from that page still need one
+    assert_unauthenticated(client.post("/graphql", json=GRAPHQL_QUERY))
 
 
 def test_wrong_methods_answer_405_to_a_client_with_a_key(secured: FlaskClient) -> None:

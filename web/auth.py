@@ -16,9 +16,11 @@ log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
 # Probes and the GraphiQL page itself: a load balancer or a browser's page load cannot send a
-# header, and none of them answers with data. ``static`` is Flask's endpoint for files such as
-# an offline GraphiQL's scripts, public for the same reason as the page.
+# header, and none of them answers with data. Static files (Flask's ``static`` endpoint, an
+# offline GraphiQL's ``graphiql`` blueprint of scripts and styles) are public for the same
+# reason as the page: a <script> tag sends no header either.
 PUBLIC_ENDPOINTS = frozenset({"rest.health", "ops.ready", "static"})
+PUBLIC_BLUEPRINTS = frozenset({"graphiql"})
 GRAPHQL_ENDPOINT = "graphql"
 
 
@@ -82,7 +84,7 @@ def is_public_request() -> bool:
         # CORS preflights carry no credentials by design, and Flask answers OPTIONS itself
         # (the allowed methods), never reaching a view.
         return True
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
         return True
     return request.endpoint == GRAPHQL_ENDPOINT and is_graphiql_page_load()
 
