@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 ASSETS := $(if $(shell command -v npm 2>/dev/null),$(NODE_STAMP))
 
-.PHONY: run test fuzz bench clean
+.PHONY: run serve load test fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,18 @@ $(NODE_STAMP): package.json package-lock.json
 
 run: $(STAMP) $(ASSETS)
 	$(PY) app.py
+
+# The app under gunicorn: PORT (5000), GUNICORN_WORKERS (2), GUNICORN_THREADS (8); on the local
+# backend gunicorn.conf.py starts one embedded AWS (LOCAL_AWS_PORT, 4566) for all workers.
+serve: $(STAMP) $(ASSETS)
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py 'wsgi:served_app()'
+
+# A bounded load test: it serves the app itself (free ports unless PORT/LOCAL_AWS_PORT are set),
+# runs LOAD_USERS clients for LOAD_SECONDS, prints throughput, p50, p99 and errors, stops it.
+LOAD_USERS ?= 50
+LOAD_SECONDS ?= 60
+load: $(STAMP)
+	$(PY) bench/load.py --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
 
 test: $(STAMP) $(ASSETS)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from local.server import LOCAL_CREDENTIALS
+from local import LOCAL_CREDENTIALS
 from managers.aws import Credentials
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,9 +14,10 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
+from local import DEFAULT_PORT, LOCAL_CREDENTIALS
 from local.events import MAX_RECEIVES, VISIBILITY_TIMEOUT, EventRunner, load_handler_module
 from local.samples import seed_files
-from managers.aws import Credentials, make_client
+from managers.aws import make_client
 from managers.DicomManager import fields_of, read_header
 from metadata import json_key_for, s3_path_of
 from managers.DynamoDBManager import DynamoDBManager
@@ -24,9 +25,6 @@ from managers.table import table_definition
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 4566
-# moto accepts any credentials; fixed ones keep boto3 from looking for real ones.
-LOCAL_CREDENTIALS = Credentials(aws_access_key_id="local", aws_secret_access_key="local")
 INGEST_QUEUE = "dicom-meta-ingest"
 INGEST_DLQ = "dicom-meta-ingest-dlq"
 # A fixed Id: without one every put gets a random Id and a re-run is not a no-op.
