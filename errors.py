@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# What a client is told of anything unexpected; the details go to the log only.
+INTERNAL_MESSAGE = "Internal server error"
+
 
 class DicomMetaError(Exception):
     """Base class: an expected failure a client can be told about."""

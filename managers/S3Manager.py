@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Iterator
 
 import requests
@@ -68,24 +68,19 @@ class S3Manager:
         )
         self.http = requests.Session()
 
-    @staticmethod
-    def parse_path(s3_path: str | None) -> tuple[str, str]:
-        """Split and validate an s3 path (see ``metadata.parse_s3_path``)."""
-        return parse_s3_path(s3_path)
-
     def read_object(self, s3_path: str) -> bytes:
         """Return the whole object at ``s3_path``, read into memory.
 
         Raises ``NotFound`` when the object is absent, ``UpstreamUnavailable`` when S3 cannot
         be reached.
         """
-        bucket, key = self.parse_path(s3_path)
+        bucket, key = parse_s3_path(s3_path)
         with object_errors(s3_path):
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def read_range(self, s3_path: str, start: int, length: int) -> tuple[bytes, int]:
         """Return ``length`` bytes from ``start`` of the object, and the object's total size."""
-        bucket, key = self.parse_path(s3_path)
+        bucket, key = parse_s3_path(s3_path)
         try:
             with object_errors(s3_path):
                 response = self.client.get_object(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Sequence
 
-from errors import DicomMetaError, InvalidArgument
+from errors import INTERNAL_MESSAGE, DicomMetaError, InvalidArgument
 from managers.bundle import Managers
 from resolvers.metadata import Record, extract_metadata
 
@@ -15,7 +15,6 @@ log = logging.getLogger(__name__)
 
 # One call stays one bounded unit of work: 100 headers is about what a page of a data app shows.
 MAX_BATCH_PATHS = 100
-INTERNAL_MESSAGE = "Internal server error"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from errors import DicomMetaError
+from errors import INTERNAL_MESSAGE, DicomMetaError
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 
 def _unexpected_error(exc: Exception) -> tuple[Response, int]:
     log.exception("unexpected error (request %s)", g.get("request_id"))
-    return error_response(500, "INTERNAL", "Internal server error")
+    return error_response(500, "INTERNAL", INTERNAL_MESSAGE)
 
 
 def register(app: Flask) -> None:

@@ -8,19 +8,17 @@ from typing import Any
 from flask import Request, Response, abort, g
 from flask import request as flask_request
 from graphql import GraphQLError
+from cross_web import HTTPException as StrawberryHTTPException
 from strawberry.flask.views import GraphQLView
 from strawberry.http import GraphQLHTTPResponse
-from cross_web import HTTPException as StrawberryHTTPException
 from strawberry.types import ExecutionResult
 
-from errors import DicomMetaError
+from errors import INTERNAL_MESSAGE, DicomMetaError
 from managers.bundle import Managers
 from schema import graphiql
 from schema.types import Context
 
 log = logging.getLogger(__name__)
-
-INTERNAL_MESSAGE = "Internal server error"
 
 
 class DicomMetaGraphQLView(GraphQLView):
