@@ -46,9 +46,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     and ``CORS_ORIGINS`` (default: the ``CORS_ORIGINS`` variable, none: no CORS).
     """
     app = Flask(__name__)
-    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, AWS_ENDPOINT_URL=None, AWS_CREDENTIALS=None,
-                            GRAPHIQL_NODE_MODULES=graphiql.DEFAULT_NODE_MODULES,
-                            CORS_ORIGINS=os.environ.get("CORS_ORIGINS"))
+    app.config.from_mapping(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        AWS_ENDPOINT_URL=None,
+        AWS_CREDENTIALS=None,
+        GRAPHIQL_NODE_MODULES=graphiql.DEFAULT_NODE_MODULES,
+        CORS_ORIGINS=os.environ.get("CORS_ORIGINS"),
+    )
     if test_config:
         app.config.from_mapping(test_config)
     if "API_KEYS" not in app.config:
@@ -72,8 +76,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     local_graphiql = graphiql.register(app, Path(app.config["GRAPHIQL_NODE_MODULES"]))
     app.add_url_rule(
         "/graphql",
-        view_func=DicomMetaGraphQLView.as_view("graphql", managers=managers, schema=schema, graphql_ide="graphiql",
-                                               local_graphiql=local_graphiql),
+        view_func=DicomMetaGraphQLView.as_view(
+            "graphql", managers=managers, schema=schema, graphql_ide="graphiql", local_graphiql=local_graphiql
+        ),
     )
     return app
 

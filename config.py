@@ -1,5 +1,5 @@
-AWS_REGION = 'us-east-2'
-S3_BUCKET_NAME = 'data-apps-ex'
-DYNAMODB_TABLE_NAME = 'data-apps-ex-dicom-metadata'
-LAMBDA_ROLE_NAME = 'DataAppsExLambdaRole'
-LAMBDA_FUNCTION_NAME = 'DataAppsExLambdaHandler'
+AWS_REGION = "us-east-2"
+S3_BUCKET_NAME = "data-apps-ex"
+DYNAMODB_TABLE_NAME = "data-apps-ex-dicom-metadata"
+LAMBDA_ROLE_NAME = "DataAppsExLambdaRole"
+LAMBDA_FUNCTION_NAME = "DataAppsExLambdaHandler"

@@ -31,10 +31,11 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -103,10 +104,16 @@ class GetCounter:
 @contextmanager
 def embedded_aws(latency_ms: float, bandwidth_mbps: float) -> Iterator[str]:
     """Run ``python -m local`` behind the given network; yield its endpoint URL."""
-    env = {**os.environ, "LOCAL_AWS_PORT": "0", "LOCAL_AWS_LATENCY_MS": str(latency_ms),
-           "LOCAL_AWS_BANDWIDTH_MBPS": str(bandwidth_mbps), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "local"], cwd=ROOT, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "LOCAL_AWS_PORT": "0",
+        "LOCAL_AWS_LATENCY_MS": str(latency_ms),
+        "LOCAL_AWS_BANDWIDTH_MBPS": str(bandwidth_mbps),
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local"], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     lines: queue.Queue[str] = queue.Queue()
     # Drained for as long as the child runs, so its output can never fill the pipe and block it.
     threading.Thread(target=_drain, args=(process.stdout, lines), daemon=True).start()
@@ -197,8 +204,12 @@ def bench_size(managers: Managers, uploader: Any, counter: GetCounter, size_mb: 
     finally:
         uploader.delete_object(Bucket=S3_BUCKET_NAME, Key=key)
     header_bytes = object_bytes - pixel_length(spec)
-    return {"pixel_mb": size_mb, "object_bytes": object_bytes, "header_bytes": header_bytes,
-            **{name: {**asdict(m), "median_s": m.median_s} for name, m in readers.items()}}
+    return {
+        "pixel_mb": size_mb,
+        "object_bytes": object_bytes,
+        "header_bytes": header_bytes,
+        **{name: {**asdict(m), "median_s": m.median_s} for name, m in readers.items()},
+    }
 
 
 def bench_batch(managers: Managers, uploader: Any, counter: GetCounter, runs: int) -> dict[str, Any]:
@@ -226,8 +237,11 @@ def bench_batch(managers: Managers, uploader: Any, counter: GetCounter, runs: in
     finally:
         for path in paths:
             uploader.delete_object(Bucket=S3_BUCKET_NAME, Key=path.removeprefix(f"s3://{S3_BUCKET_NAME}/"))
-    return {"files": BATCH_FILES, "batch": {**asdict(batch), "median_s": batch.median_s},
-            "sequential": {**asdict(sequential), "median_s": sequential.median_s}}
+    return {
+        "files": BATCH_FILES,
+        "batch": {**asdict(batch), "median_s": batch.median_s},
+        "sequential": {**asdict(sequential), "median_s": sequential.median_s},
+    }
 
 
 def bench_network(network: dict[str, Any], sizes: list[float], runs: int) -> dict[str, Any]:
@@ -236,10 +250,15 @@ def bench_network(network: dict[str, Any], sizes: list[float], runs: int) -> dic
     with embedded_aws(network["latency_ms"], network["bandwidth_mbps"]) as endpoint:
         managers = Managers.create(LOCAL_CREDENTIALS, endpoint)
         # Uploads skip the checksum trailer so the emulator stores a plain body quickly.
-        uploader = make_client("s3", LOCAL_CREDENTIALS.aws_access_key_id, LOCAL_CREDENTIALS.aws_secret_access_key,
-                               endpoint_url=endpoint, config=client_config(
-                                   read_timeout=120, request_checksum_calculation="when_required",
-                                   s3={"addressing_style": "path"}))
+        uploader = make_client(
+            "s3",
+            LOCAL_CREDENTIALS.aws_access_key_id,
+            LOCAL_CREDENTIALS.aws_secret_access_key,
+            endpoint_url=endpoint,
+            config=client_config(
+                read_timeout=120, request_checksum_calculation="when_required", s3={"addressing_style": "path"}
+            ),
+        )
         counter = GetCounter(managers.s3.client)
         files = []
         for size_mb in sizes:
@@ -274,9 +293,12 @@ def targets(networks: list[dict[str, Any]]) -> list[Target]:
     """Check the issue's targets on the results (the timed ones on the S3-like network)."""
     small_header = 60 * 1024
     checks = [
-        Target(f"{n['name']}: bytes read, largest over files with header < 60 KiB",
-               max(f["ranged"]["bytes_read"] for f in n["files"] if f["header_bytes"] < small_header),
-               64 * 1024, higher_is_better=False)
+        Target(
+            f"{n['name']}: bytes read, largest over files with header < 60 KiB",
+            max(f["ranged"]["bytes_read"] for f in n["files"] if f["header_bytes"] < small_header),
+            64 * 1024,
+            higher_is_better=False,
+        )
         for n in networks
     ]
     s3_like = next((n for n in networks if n["latency_ms"]), None)
@@ -291,9 +313,17 @@ def targets(networks: list[dict[str, Any]]) -> list[Target]:
             Target("S3-like, 100 MB: ranged time / floor time", ratio(f, "ranged", "floor", "median_s"), 2, False),
         ]
     if 500 in by_size:
-        checks.append(Target("500 MB: ranged extraction peak memory (MB)", by_size[500]["ranged"]["peak_mb"], 100, False))
-    checks.append(Target("S3-like, 100 files: one by one / batch",
-                         ratio(s3_like["batch"], "sequential", "batch", "median_s"), 4, True))
+        checks.append(
+            Target("500 MB: ranged extraction peak memory (MB)", by_size[500]["ranged"]["peak_mb"], 100, False)
+        )
+    checks.append(
+        Target(
+            "S3-like, 100 files: one by one / batch",
+            ratio(s3_like["batch"], "sequential", "batch", "median_s"),
+            4,
+            True,
+        )
+    )
     return checks
 
 
@@ -317,24 +347,34 @@ def table(network: dict[str, Any]) -> str:
     for f in network["files"]:
         ours, naive, floor = f["ranged"], f["naive"], f["floor"]
         cells = [
-            f"{f['pixel_mb']:g} MB", f"{ours['gets']} / {naive['gets']}",
-            human_bytes(ours["bytes_read"]), human_bytes(naive["bytes_read"]),
+            f"{f['pixel_mb']:g} MB",
+            f"{ours['gets']} / {naive['gets']}",
+            human_bytes(ours["bytes_read"]),
+            human_bytes(naive["bytes_read"]),
             f"{ratio(f, 'naive', 'ranged', 'bytes_read'):,.0f}×",
             *(f"{reader['median_s'] * 1000:.1f} ms" for reader in (ours, naive, floor)),
-            f"{ratio(f, 'naive', 'ranged', 'median_s'):.1f}×", f"{ratio(f, 'ranged', 'floor', 'median_s'):.2f}",
-            f"{ours['peak_mb']:.1f} MB", f"{naive['peak_mb']:.1f} MB",
+            f"{ratio(f, 'naive', 'ranged', 'median_s'):.1f}×",
+            f"{ratio(f, 'ranged', 'floor', 'median_s'):.2f}",
+            f"{ours['peak_mb']:.1f} MB",
+            f"{naive['peak_mb']:.1f} MB",
         ]
         rows.append(f"| {' | '.join(cells)} |")
     b = network["batch"]
-    rows += ["", f"{b['files']} small files: batch {b['batch']['median_s'] * 1000:.0f} ms, one by one "
-             f"{b['sequential']['median_s'] * 1000:.0f} ms, {ratio(b, 'sequential', 'batch', 'median_s'):.1f}× faster"]
+    rows += [
+        "",
+        f"{b['files']} small files: batch {b['batch']['median_s'] * 1000:.0f} ms, one by one "
+        f"{b['sequential']['median_s'] * 1000:.0f} ms, {ratio(b, 'sequential', 'batch', 'median_s'):.1f}× faster",
+    ]
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(f"{s:g}" for s in DEFAULT_SIZES_MB),
-                        help="pixel data sizes in MB, comma-separated (default: %(default)s)")
+    parser.add_argument(
+        "--sizes",
+        default=",".join(f"{s:g}" for s in DEFAULT_SIZES_MB),
+        help="pixel data sizes in MB, comma-separated (default: %(default)s)",
+    )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per measure (default: %(default)s)")
     parser.add_argument("--s3-like-only", action="store_true", help="skip the loopback comparison")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results (default: bench/results/extract.json)")
@@ -342,16 +382,24 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [float(size) for size in args.sizes.split(",")]
     networks = [bench_network(n, sizes, args.runs) for n in ([S3_LIKE] if args.s3_like_only else [S3_LIKE, LOOPBACK])]
     checks = targets(networks)
-    print("\nPeak memory: tracemalloc peak of one call (Python allocations in the benchmark's process; the "
-          "embedded AWS runs in another).\n")
+    print(
+        "\nPeak memory: tracemalloc peak of one call (Python allocations in the benchmark's process; the "
+        "embedded AWS runs in another).\n"
+    )
     print("\n\n".join(table(n) for n in networks))
     print()
     for check in checks:
-        print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.value:,.2f} "
-              f"({'≥' if check.higher_is_better else '≤'} {check.limit:g})")
-    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runs": args.runs, "networks": networks,
-              "targets": [{**asdict(c), "passed": c.passed} for c in checks]}
+        print(
+            f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.value:,.2f} "
+            f"({'≥' if check.higher_is_better else '≤'} {check.limit:g})"
+        )
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "runs": args.runs,
+        "networks": networks,
+        "targets": [{**asdict(c), "passed": c.passed} for c in checks],
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"\nResults written to {args.out}")

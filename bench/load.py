@@ -17,10 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import requests
 
@@ -71,12 +71,23 @@ def wait_until_ready(base: str, process: subprocess.Popen[bytes], timeout: float
 @contextmanager
 def served(port: int, aws_port: int, workers: int, threads: int, log_path: Path) -> Iterator[str]:
     """Run ``make serve``'s gunicorn on the local backend; yield its base URL; stop it after."""
-    env = {**os.environ, "PORT": str(port), "LOCAL_AWS_PORT": str(aws_port), "GUNICORN_WORKERS": str(workers),
-           "GUNICORN_THREADS": str(threads), "DICOM_META_BACKEND": "local"}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "LOCAL_AWS_PORT": str(aws_port),
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_THREADS": str(threads),
+        "DICOM_META_BACKEND": "local",
+    }
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:served_app()"],
-                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:served_app()"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until_ready(base, process)
@@ -102,8 +113,12 @@ def store_records(base: str, paths: list[str], headers: dict[str, str], timeout:
         requests.post(f"{base}/upload-json-to-s3", json=body, headers=headers, timeout=10).raise_for_status()
     deadline = time.monotonic() + timeout
     for path in paths:
-        while requests.get(f"{base}/fetch-dicom-metadata", params={"s3_path": path}, headers=headers,
-                           timeout=10).status_code != 200:
+        while (
+            requests.get(
+                f"{base}/fetch-dicom-metadata", params={"s3_path": path}, headers=headers, timeout=10
+            ).status_code
+            != 200
+        ):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no record stored for {path}")
             time.sleep(0.1)
@@ -123,17 +138,20 @@ def rest_fetch(session: requests.Session, base: str, path: str) -> tuple[int, bo
 
 
 def rest_upload(session: requests.Session, base: str, path: str) -> tuple[int, bool]:
-    response = session.post(f"{base}/upload-json-to-s3", json={"s3_path": path, "Modality": "CT"},
-                            timeout=REQUEST_TIMEOUT)
+    response = session.post(
+        f"{base}/upload-json-to-s3", json={"s3_path": path, "Modality": "CT"}, timeout=REQUEST_TIMEOUT
+    )
     return response.status_code, response.status_code == 201
 
 
 def graphql(query: str) -> Call:
     def call(session: requests.Session, base: str, path: str) -> tuple[int, bool]:
-        response = session.post(f"{base}/graphql", json={"query": query, "variables": {"p": path}},
-                                timeout=REQUEST_TIMEOUT)
+        response = session.post(
+            f"{base}/graphql", json={"query": query, "variables": {"p": path}}, timeout=REQUEST_TIMEOUT
+        )
         ok = response.status_code == 200 and "errors" not in response.json()
         return response.status_code, ok
+
     return call
 
 
@@ -144,12 +162,13 @@ MIX: list[tuple[str, Call, int]] = [
     ("REST GET /fetch-dicom-metadata", rest_fetch, 20),
     ("GraphQL storedMetadata", graphql(f"query($p: String!) {{ storedMetadata(s3Path: $p) {{ {FIELDS} }} }}"), 15),
     ("REST POST /upload-json-to-s3", rest_upload, 5),
-    ("GraphQL uploadJson", graphql('mutation($p: String!) { uploadJson(payload: {s3_path: $p}) { s3Path } }'), 5),
+    ("GraphQL uploadJson", graphql("mutation($p: String!) { uploadJson(payload: {s3_path: $p}) { s3Path } }"), 5),
 ]
 
 
-def client(base: str, paths: list[str], headers: dict[str, str], until: float, seed: int,
-           samples: list[Sample]) -> None:
+def client(
+    base: str, paths: list[str], headers: dict[str, str], until: float, seed: int, samples: list[Sample]
+) -> None:
     """One client: pick a call from the mix, time it, repeat until the deadline."""
     rng = random.Random(seed)
     names, calls, weights = zip(*MIX)
@@ -172,8 +191,9 @@ def run_load(base: str, users: int, seconds: float, headers: dict[str, str]) -> 
     samples: list[Sample] = []  # list.append is atomic: the clients share it
     started = time.monotonic()
     until = started + seconds
-    threads = [threading.Thread(target=client, args=(base, paths, headers, until, seed, samples))
-               for seed in range(users)]
+    threads = [
+        threading.Thread(target=client, args=(base, paths, headers, until, seed, samples)) for seed in range(users)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -197,9 +217,11 @@ def report(samples: list[Sample], wall: float) -> str:
         seconds = sorted(s.seconds for s in chosen)
         errors = sum(not s.ok for s in chosen)
         server_errors = sum(s.status >= 500 for s in chosen)
-        lines.append(f"{name:32} requests {len(chosen):6d}  throughput {len(chosen) / wall:7.1f}/s  "
-                     f"p50 {percentile(seconds, 0.50):7.1f} ms  p99 {percentile(seconds, 0.99):7.1f} ms  "
-                     f"errors {errors} (5xx {server_errors})")
+        lines.append(
+            f"{name:32} requests {len(chosen):6d}  throughput {len(chosen) / wall:7.1f}/s  "
+            f"p50 {percentile(seconds, 0.50):7.1f} ms  p99 {percentile(seconds, 0.99):7.1f} ms  "
+            f"errors {errors} (5xx {server_errors})"
+        )
     return "\n".join(lines)
 
 
@@ -215,9 +237,12 @@ def main() -> int:
     keys = keys_from_environment()
     headers = {"Authorization": f"Bearer {keys[0]}"} if keys else {}
     log_path = RESULTS / "load-server.log"
-    print(f"load: {args.users} clients for {args.seconds:.0f} s against gunicorn on 127.0.0.1:{args.port} "
-          f"({args.workers} workers x {args.threads} threads), embedded AWS on 127.0.0.1:{args.aws_port}; "
-          f"server log: {log_path.relative_to(ROOT)}", flush=True)
+    print(
+        f"load: {args.users} clients for {args.seconds:.0f} s against gunicorn on 127.0.0.1:{args.port} "
+        f"({args.workers} workers x {args.threads} threads), embedded AWS on 127.0.0.1:{args.aws_port}; "
+        f"server log: {log_path.relative_to(ROOT)}",
+        flush=True,
+    )
     with served(args.port, args.aws_port, args.workers, args.threads, log_path) as base:
         samples, wall = run_load(base, args.users, args.seconds, headers)
     print(report(samples, wall), flush=True)

@@ -11,9 +11,9 @@ Usage: ``python3 deploy/build_lambda_zip.py [--out build/lambda.zip] [--list]``
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import hashlib
-import ast
 import sys
 import zipfile
 from pathlib import Path

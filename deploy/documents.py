@@ -48,10 +48,14 @@ def lambda_entry(entry_id: str, function_arn: str, event: str, prefix: str, suff
         "Id": entry_id,
         "LambdaFunctionArn": function_arn,
         "Events": [event],
-        "Filter": {"Key": {"FilterRules": [
-            {"Name": "prefix", "Value": prefix},
-            {"Name": "suffix", "Value": suffix},
-        ]}},
+        "Filter": {
+            "Key": {
+                "FilterRules": [
+                    {"Name": "prefix", "Value": prefix},
+                    {"Name": "suffix", "Value": suffix},
+                ]
+            }
+        },
     }
 
 
@@ -70,6 +74,7 @@ def same_entry(a: Document, b: Document) -> bool:
 
 def events_overlap(a: list[str], b: list[str]) -> bool:
     """Tell whether two event lists share a type (``s3:ObjectCreated:*`` covers ``…:Put``)."""
+
     def covers(x: str, y: str) -> bool:
         return x == y or (x.endswith("*") and y.startswith(x[:-1]))
 
@@ -135,8 +140,10 @@ def describe_notification(current: Document, entry_id: str) -> str:
     if not ours:
         return f"no entry {entry_id!r}; {kept}"
     rules = filter_rules(ours[0])
-    return (f"{entry_id}: {','.join(ours[0]['Events'])} on {rules.get('prefix', '')}*{rules.get('suffix', '')}"
-            f" -> {ours[0]['LambdaFunctionArn']}; {kept}")
+    return (
+        f"{entry_id}: {','.join(ours[0]['Events'])} on {rules.get('prefix', '')}*{rules.get('suffix', '')}"
+        f" -> {ours[0]['LambdaFunctionArn']}; {kept}"
+    )
 
 
 def permission_state(policy: Document, sid: str, source_arn: str, source_account: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from managers.table import INDEXES, attribute_definitions, index_definition, table_definition  # noqa: E402
+from managers.table import INDEXES, attribute_definitions, index_definition, table_definition
 
 
 def missing_updates(described: dict) -> list[dict]:

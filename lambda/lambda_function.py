@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -78,9 +78,11 @@ def process_record(record: dict[str, Any]) -> str:
         return "skipped"
     document = read_document(bucket, key)
     attributes = {field: document[field] for field in FIELDS}
-    attributes["IngestedAt"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    attributes["IngestedAt"] = datetime.now(UTC).isoformat(timespec="milliseconds")
     stored = _dynamodb().put_record(
-        document["s3_path"], attributes, source=s3_path_of(bucket, key),
+        document["s3_path"],
+        attributes,
+        source=s3_path_of(bucket, key),
         sequencer=record["s3"]["object"].get("sequencer"),
     )
     return "stored" if stored else "stale"
@@ -100,15 +102,19 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             outcome = "failed"
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             failures.append(f"record {index}: {reason}")
-        except Exception as exc:  # noqa: BLE001 - one record's surprise must not hide the others
+        except Exception as exc:
             outcome = "failed"
             failures.append(f"record {index}: unexpected {type(exc).__name__}")
             log.exception("unexpected failure on record %d", index)
         counts[outcome] += 1
         # Outcome and reason only: the document holds patient data that must not reach logs,
         # and reasons name fields, never their values.
-        line = {"event": "record", "index": index, "outcome": outcome,
-                "request_id": getattr(context, "aws_request_id", None)}
+        line = {
+            "event": "record",
+            "index": index,
+            "outcome": outcome,
+            "request_id": getattr(context, "aws_request_id", None),
+        }
         if outcome == "failed":
             line["reason"] = failures[-1]
         log.info(json.dumps(line))

@@ -16,7 +16,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -68,7 +68,7 @@ class EventRunner:
         while not self._stop.is_set():
             try:
                 self.poll_once()
-            except Exception:  # noqa: BLE001 - the runner must outlive a hiccup of the emulator
+            except Exception:
                 log.exception("event runner: polling failed")
                 self._stop.wait(1)
 
@@ -105,7 +105,7 @@ class EventRunner:
         """Keep a failed event in the DLQ with its reason, shaped as Lambda's on-failure record."""
         record = {
             "version": "1.0",
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": tries},
             "requestPayload": event,
             "responseContext": {"statusCode": 200, "functionError": "Unhandled"},

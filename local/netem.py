@@ -11,8 +11,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,8 @@ def netem_from_env(environ: Mapping[str, str] = os.environ) -> Callable[[WsgiApp
         return None
     log.info(
         "embedded AWS network: %g ms before each response, %s per response body",
-        latency, f"{bandwidth:g} MB/s" if bandwidth else "no rate cap",
+        latency,
+        f"{bandwidth:g} MB/s" if bandwidth else "no rate cap",
     )
     return partial(NetworkEmulator, latency_ms=latency, bandwidth_mbps=bandwidth)
 

@@ -34,12 +34,16 @@ class LocalAWSProcess:
         self.echo = echo
         self._process: subprocess.Popen[str] | None = None
 
-    def start(self, timeout: float = START_TIMEOUT) -> "LocalAWSProcess":
+    def start(self, timeout: float = START_TIMEOUT) -> LocalAWSProcess:
         """Start the process and return once it is seeded; raise if it dies or takes too long."""
         env = {**os.environ, "LOCAL_AWS_PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "local"], cwd=ROOT, env=env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "local"],
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         ready = threading.Event()
         threading.Thread(target=self._drain, args=(self._process, ready), daemon=True).start()
@@ -71,7 +75,7 @@ class LocalAWSProcess:
             self._process.wait()
         self._process = None
 
-    def __enter__(self) -> "LocalAWSProcess":
+    def __enter__(self) -> LocalAWSProcess:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

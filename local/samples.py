@@ -15,12 +15,12 @@ import pydicom.data
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    UID,
     generate_uid,
 )
 
@@ -165,15 +165,32 @@ def bundled_file(name: str) -> tuple[str, bytes]:
 def seed_files() -> list[tuple[str, bytes]]:
     """Return the files `make run` puts under ``dicom/``: generated ones, then pydicom's."""
     generated = [
-        SampleSpec(sop_instance_uid=f"{SEED_UID_ROOT}1", patient_id="PAT-0001", study_date="20240115", modality="CT",
-                   institution_name="General Hospital", study_description="CHEST WITHOUT CONTRAST"),
-        SampleSpec(sop_instance_uid=f"{SEED_UID_ROOT}2", patient_id="PAT-0002", study_date="20240302", modality="MR",
-                   institution_name="University Clinic", study_description="BRAIN MRI",
-                   transfer_syntax=ImplicitVRLittleEndian),
-        SampleSpec(sop_instance_uid=f"{SEED_UID_ROOT}3", patient_id="PAT-0003", study_date="20231120", modality="US",
-                   institution_name="Klinikum Müller", study_description="Abdomen Sonographie",
-                   character_set="ISO_IR 100", patient_name="Müller^Jürgen"),
+        SampleSpec(
+            sop_instance_uid=f"{SEED_UID_ROOT}1",
+            patient_id="PAT-0001",
+            study_date="20240115",
+            modality="CT",
+            institution_name="General Hospital",
+            study_description="CHEST WITHOUT CONTRAST",
+        ),
+        SampleSpec(
+            sop_instance_uid=f"{SEED_UID_ROOT}2",
+            patient_id="PAT-0002",
+            study_date="20240302",
+            modality="MR",
+            institution_name="University Clinic",
+            study_description="BRAIN MRI",
+            transfer_syntax=ImplicitVRLittleEndian,
+        ),
+        SampleSpec(
+            sop_instance_uid=f"{SEED_UID_ROOT}3",
+            patient_id="PAT-0003",
+            study_date="20231120",
+            modality="US",
+            institution_name="Klinikum Müller",
+            study_description="Abdomen Sonographie",
+            character_set="ISO_IR 100",
+            patient_name="Müller^Jürgen",
+        ),
     ]
-    return [(spec.file_name, build_file(spec)) for spec in generated] + [
-        bundled_file(name) for name in BUNDLED_SEEDS
-    ]
+    return [(spec.file_name, build_file(spec)) for spec in generated] + [bundled_file(name) for name in BUNDLED_SEEDS]

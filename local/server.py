@@ -6,8 +6,8 @@ import io
 import json
 import logging
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
@@ -19,9 +19,9 @@ from local.events import MAX_RECEIVES, VISIBILITY_TIMEOUT, EventRunner, load_han
 from local.samples import seed_files
 from managers.aws import make_client
 from managers.DicomManager import fields_of, read_header
-from metadata import json_key_for, s3_path_of
 from managers.DynamoDBManager import DynamoDBManager
 from managers.table import table_definition
+from metadata import json_key_for, s3_path_of
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,13 @@ class LocalAWS:
 
     @classmethod
     def start(
-        cls, port: int = DEFAULT_PORT, *, seed: bool = True, deliver_events: bool = True,
+        cls,
+        port: int = DEFAULT_PORT,
+        *,
+        seed: bool = True,
+        deliver_events: bool = True,
         middleware: WsgiMiddleware | None = None,
-    ) -> "LocalAWS":
+    ) -> LocalAWS:
         """Start moto on ``127.0.0.1:port`` (0 picks a free port), create and seed everything."""
         app: Any = DomainDispatcherApplication(create_backend_app)
         if middleware is not None:
@@ -88,9 +92,7 @@ class LocalAWS:
         s3, sqs = self.client("s3"), self.client("sqs")
         existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
         if S3_BUCKET_NAME not in existing:
-            s3.create_bucket(
-                Bucket=S3_BUCKET_NAME, CreateBucketConfiguration={"LocationConstraint": AWS_REGION}
-            )
+            s3.create_bucket(Bucket=S3_BUCKET_NAME, CreateBucketConfiguration={"LocationConstraint": AWS_REGION})
         self._create_table()
         self.dlq_url = sqs.create_queue(QueueName=INGEST_DLQ)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -101,7 +103,9 @@ class LocalAWS:
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES + 2)}),
             },
         )["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         s3.put_bucket_notification_configuration(
             Bucket=S3_BUCKET_NAME,
             NotificationConfiguration={
@@ -110,10 +114,14 @@ class LocalAWS:
                         "Id": NOTIFICATION_ID,
                         "QueueArn": queue_arn,
                         "Events": ["s3:ObjectCreated:*"],
-                        "Filter": {"Key": {"FilterRules": [
-                            {"Name": "prefix", "Value": "json/"},
-                            {"Name": "suffix", "Value": ".json"},
-                        ]}},
+                        "Filter": {
+                            "Key": {
+                                "FilterRules": [
+                                    {"Name": "prefix", "Value": "json/"},
+                                    {"Name": "suffix", "Value": ".json"},
+                                ]
+                            }
+                        },
                     }
                 ]
             },
@@ -135,8 +143,12 @@ class LocalAWS:
             s3.put_object(Bucket=S3_BUCKET_NAME, Key=key, Body=data, ContentType="application/dicom")
             s3_path = s3_path_of(S3_BUCKET_NAME, key)
             document = {"s3_path": s3_path, **fields_of(read_header(io.BytesIO(data)))}
-            s3.put_object(Bucket=S3_BUCKET_NAME, Key=json_key_for(key), Body=json.dumps(document).encode(),
-                          ContentType="application/json")
+            s3.put_object(
+                Bucket=S3_BUCKET_NAME,
+                Key=json_key_for(key),
+                Body=json.dumps(document).encode(),
+                ContentType="application/json",
+            )
             paths.append(s3_path)
         return paths
 

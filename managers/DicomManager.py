@@ -157,7 +157,9 @@ def tag_of(keyword: str) -> BaseTag:
         return Tag(int(keyword, 16))
     tag = tag_for_keyword(keyword)
     if tag is None:
-        raise InvalidArgument(f"unknown DICOM keyword {keyword!r}; use a keyword such as 'Rows' or a tag such as '00280010'")
+        raise InvalidArgument(
+            f"unknown DICOM keyword {keyword!r}; use a keyword such as 'Rows' or a tag such as '00280010'"
+        )
     return Tag(tag)
 
 

@@ -7,8 +7,9 @@ bound queries only months that exist.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -17,7 +18,6 @@ from config import DYNAMODB_TABLE_NAME
 from managers.aws import error_code, make_client, upstream
 from managers.table import MONTH_ATTRIBUTE, PARTITION_KEY, SORT_ATTRIBUTE
 from metadata import FIELDS, study_month
-
 
 SOURCE_ATTRIBUTE = "JsonS3Path"
 SEQUENCER_ATTRIBUTE = "Sequencer"
@@ -84,7 +84,11 @@ class DynamoDBManager:
         self._registered_months: set[str] = set()
 
     def put_record(
-        self, file_path: str, attributes: dict[str, str | None], *, source: str | None = None,
+        self,
+        file_path: str,
+        attributes: dict[str, str | None],
+        *,
+        source: str | None = None,
         sequencer: str | None = None,
     ) -> bool:
         """Write the record of ``file_path``, unless a newer event already wrote it.
@@ -106,8 +110,12 @@ class DynamoDBManager:
             ``False`` when the write was refused because the stored record is newer.
         """
         month = study_month(attributes.get("StudyDate"))
-        derived = {SORT_ATTRIBUTE: sort_key(attributes.get("StudyDate"), file_path), MONTH_ATTRIBUTE: month,
-                   SOURCE_ATTRIBUTE: source, SEQUENCER_ATTRIBUTE: normalize_sequencer(sequencer)}
+        derived = {
+            SORT_ATTRIBUTE: sort_key(attributes.get("StudyDate"), file_path),
+            MONTH_ATTRIBUTE: month,
+            SOURCE_ATTRIBUTE: source,
+            SEQUENCER_ATTRIBUTE: normalize_sequencer(sequencer),
+        }
         item = {PARTITION_KEY: {"S": file_path}}
         item.update({name: {"S": value} for name, value in {**attributes, **derived}.items() if value is not None})
         request: dict[str, Any] = {"TableName": self.table_name, "Item": item}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 from botocore.config import Config
@@ -83,9 +84,7 @@ class S3Manager:
         bucket, key = parse_s3_path(s3_path)
         try:
             with object_errors(s3_path):
-                response = self.client.get_object(
-                    Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
-                )
+                response = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
                 data = response["Body"].read()
         except ClientError as exc:
             if error_code(exc) == "InvalidRange":  # S3's answer for a range of an empty object

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -37,7 +37,7 @@ class Managers:
     pool: ThreadPoolExecutor = field(default_factory=_batch_pool)
 
     @classmethod
-    def create(cls, credentials: Credentials | None = None, endpoint_url: str | None = None) -> "Managers":
+    def create(cls, credentials: Credentials | None = None, endpoint_url: str | None = None) -> Managers:
         """Build the managers: explicit credentials when given, else boto3's default chain."""
         keys = (
             (credentials.aws_access_key_id, credentials.aws_secret_access_key, credentials.aws_session_token)

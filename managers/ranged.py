@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import io
-from typing import Callable
+from collections.abc import Callable
 
 # A function that returns ``length`` bytes of the object from ``start`` (fewer at its end)
 # and the object's total size: ``S3Manager.read_range`` bound to one s3 path.

@@ -41,7 +41,9 @@ def index_definition(index: str) -> dict[str, Any]:
 
 def attribute_definitions() -> list[dict[str, str]]:
     """Return the definitions of every key attribute of the table and its indexes."""
-    return [{"AttributeName": name, "AttributeType": "S"} for name in (PARTITION_KEY, SORT_ATTRIBUTE, *INDEXES.values())]
+    return [
+        {"AttributeName": name, "AttributeType": "S"} for name in (PARTITION_KEY, SORT_ATTRIBUTE, *INDEXES.values())
+    ]
 
 
 def table_definition(table_name: str) -> dict[str, Any]:

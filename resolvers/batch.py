@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Sequence
 
 from errors import INTERNAL_MESSAGE, DicomMetaError, InvalidArgument
 from managers.bundle import Managers
@@ -50,6 +50,6 @@ def _extract_one(managers: Managers, s3_path: str, request_id: str) -> Record | 
         return extract_metadata(managers, s3_path)
     except DicomMetaError as exc:
         return ExtractionFailure(s3_path, exc.code, exc.message)
-    except Exception:  # noqa: BLE001 - one path's bug must not sink the batch; it is logged
+    except Exception:
         log.exception("unexpected error in a batch extraction (request %s)", request_id)
         return ExtractionFailure(s3_path, "INTERNAL", INTERNAL_MESSAGE)

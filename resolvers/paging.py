@@ -43,8 +43,10 @@ def _unb64(text: str) -> bytes:
 
 
 def _keystream(nonce: bytes, length: int) -> bytes:
-    blocks = (hmac.new(_secret(), b"stream" + nonce + n.to_bytes(4, "big"), hashlib.sha256).digest()
-              for n in range(length // 32 + 1))
+    blocks = (
+        hmac.new(_secret(), b"stream" + nonce + n.to_bytes(4, "big"), hashlib.sha256).digest()
+        for n in range(length // 32 + 1)
+    )
     return b"".join(blocks)[:length]
 
 

@@ -61,7 +61,9 @@ def search_metadata() -> Any:
     unknown = sorted(set(request.args) - SEARCH_PARAMETERS)
     if unknown:
         # Ignoring a misspelt filter would silently widen the results.
-        raise InvalidArgument(f"unknown parameters: {', '.join(unknown)}; allowed: {', '.join(sorted(SEARCH_PARAMETERS))}")
+        raise InvalidArgument(
+            f"unknown parameters: {', '.join(unknown)}; allowed: {', '.join(sorted(SEARCH_PARAMETERS))}"
+        )
     low, high = _date_range(request.args.get("StudyDate", ""))
     criteria = resolvers.search_filter(
         patient_id=request.args.get("PatientID"),
@@ -70,7 +72,9 @@ def search_metadata() -> Any:
         study_date_from=low,
         study_date_to=high,
     )
-    page = resolvers.search_metadata(managers(), criteria, _limit(request.args.get("limit")), request.args.get("cursor"))
+    page = resolvers.search_metadata(
+        managers(), criteria, _limit(request.args.get("limit")), request.args.get("cursor")
+    )
     return jsonify({"items": page.items, "next_cursor": page.next_cursor})
 
 

@@ -54,11 +54,15 @@ SEARCH_PARAMETERS = [
     query_parameter("PatientID", "exact PatientID", {"type": "string"}),
     query_parameter("Modality", "exact Modality", {"type": "string"}),
     query_parameter("InstitutionName", "exact InstitutionName", {"type": "string"}),
-    query_parameter("StudyDate", "a date or an inclusive range (QIDO-RS): A, A-B, -B or A-; empty: any",
-                    {"type": "string", "pattern": f"^(|{_DATE}|{_DATE}-|-{_DATE}|{_DATE}-{_DATE})$"}),
+    query_parameter(
+        "StudyDate",
+        "a date or an inclusive range (QIDO-RS): A, A-B, -B or A-; empty: any",
+        {"type": "string", "pattern": f"^(|{_DATE}|{_DATE}-|-{_DATE}|{_DATE}-{_DATE})$"},
+    ),
     query_parameter("limit", "page size, 1 to 500 (default 50)", {"type": "integer", "minimum": 1, "maximum": 500}),
-    query_parameter("cursor", "next_cursor of the previous page (opaque; INVALID_CURSOR when altered)",
-                    {"type": "string"}),
+    query_parameter(
+        "cursor", "next_cursor of the previous page (opaque; INVALID_CURSOR when altered)", {"type": "string"}
+    ),
 ]
 
 
@@ -109,7 +113,10 @@ SCHEMAS: dict[str, Any] = {
     "Metadata": {
         "type": "object",
         "required": ["s3_path", *FIELDS],
-        "properties": {"s3_path": {"type": "string"}, **{field: {"type": "string", "nullable": True} for field in FIELDS}},
+        "properties": {
+            "s3_path": {"type": "string"},
+            **{field: {"type": "string", "nullable": True} for field in FIELDS},
+        },
     },
     "MetadataDocument": {
         "type": "object",
@@ -142,27 +149,51 @@ SCHEMAS: dict[str, Any] = {
 }
 
 PATHS: dict[str, dict[str, Any]] = {
-    "/health": {"get": operation("Liveness: the process answers (no dependency is checked)",
-                                 (200, ref("Health"), "alive"), (), public=True)},
-    "/ready": {"get": operation(
-        "Readiness: S3 and DynamoDB answer. A 503 body also names each check, \"ok\" or \"unavailable\"",
-        (200, ref("Readiness"), "both answer"), (503,), public=True)},
-    "/dicom-metadata": {"get": operation(
-        "The five fields, read live from the DICOM file in S3",
-        (200, ref("Metadata"), "the file's metadata"), (400, 403, 404, 422, 503),
-        parameters=[s3_path_parameter("s3 path of a DICOM file")])},
-    "/upload-json-to-s3": {"post": operation(
-        "Upload a metadata document to json/ through a presigned URL; the ingest then stores it",
-        (201, ref("UploadResult"), "where the JSON document was stored"), (400, 403, 413, 415, 503),
-        request_body={"required": True, **json_body(ref("MetadataDocument"), "s3_path plus the five fields")})},
-    "/fetch-dicom-metadata": {"get": operation(
-        "The record the ingest stored in DynamoDB",
-        (200, ref("Metadata"), "the stored metadata"), (400, 403, 404, 503),
-        parameters=[s3_path_parameter("s3 path of a DICOM file")])},
-    "/search-metadata": {"get": operation(
-        "Stored records matching QIDO-RS style parameters (PS3.18 8.3.4), by StudyDate then s3 path",
-        (200, ref("SearchPage"), "one page of records, and the cursor of the next"), (400, 503),
-        parameters=SEARCH_PARAMETERS)},
+    "/health": {
+        "get": operation(
+            "Liveness: the process answers (no dependency is checked)", (200, ref("Health"), "alive"), (), public=True
+        )
+    },
+    "/ready": {
+        "get": operation(
+            'Readiness: S3 and DynamoDB answer. A 503 body also names each check, "ok" or "unavailable"',
+            (200, ref("Readiness"), "both answer"),
+            (503,),
+            public=True,
+        )
+    },
+    "/dicom-metadata": {
+        "get": operation(
+            "The five fields, read live from the DICOM file in S3",
+            (200, ref("Metadata"), "the file's metadata"),
+            (400, 403, 404, 422, 503),
+            parameters=[s3_path_parameter("s3 path of a DICOM file")],
+        )
+    },
+    "/upload-json-to-s3": {
+        "post": operation(
+            "Upload a metadata document to json/ through a presigned URL; the ingest then stores it",
+            (201, ref("UploadResult"), "where the JSON document was stored"),
+            (400, 403, 413, 415, 503),
+            request_body={"required": True, **json_body(ref("MetadataDocument"), "s3_path plus the five fields")},
+        )
+    },
+    "/fetch-dicom-metadata": {
+        "get": operation(
+            "The record the ingest stored in DynamoDB",
+            (200, ref("Metadata"), "the stored metadata"),
+            (400, 403, 404, 503),
+            parameters=[s3_path_parameter("s3 path of a DICOM file")],
+        )
+    },
+    "/search-metadata": {
+        "get": operation(
+            "Stored records matching QIDO-RS style parameters (PS3.18 8.3.4), by StudyDate then s3 path",
+            (200, ref("SearchPage"), "one page of records, and the cursor of the next"),
+            (400, 503),
+            parameters=SEARCH_PARAMETERS,
+        )
+    },
     "/openapi.json": {"get": operation("This document", (200, {"type": "object"}, "the OpenAPI document"), ())},
 }
 
@@ -171,8 +202,11 @@ def openapi_document() -> dict[str, Any]:
     """Return the whole OpenAPI 3 document."""
     return {
         "openapi": OPENAPI_VERSION,
-        "info": {"title": "dicom-meta REST API", "version": "1",
-                 "description": "REST compatibility routes; GraphQL is served at /graphql."},
+        "info": {
+            "title": "dicom-meta REST API",
+            "version": "1",
+            "description": "REST compatibility routes; GraphQL is served at /graphql.",
+        },
         "paths": PATHS,
         "components": {
             "schemas": SCHEMAS,

@@ -42,8 +42,6 @@ LIMITS = [
     lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
 ]
 
-schema = DicomMetaSchema(
-    query=Query, mutation=Mutation, config=StrawberryConfig(scalar_map=SCALARS), extensions=LIMITS
-)
+schema = DicomMetaSchema(query=Query, mutation=Mutation, config=StrawberryConfig(scalar_map=SCALARS), extensions=LIMITS)
 
 __all__ = ["schema"]

@@ -36,17 +36,19 @@ OWN_ASSETS: tuple[str, ...] = ("dicom-meta-graphiql.js", "dicom-meta-graphiql.cs
 
 # The browser may fetch only from this origin. GraphiQL sets inline styles on its elements,
 # and its fonts and icons are data: URLs inside graphiql.min.css.
-CONTENT_SECURITY_POLICY = "; ".join((
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data:",
-    "font-src 'self' data:",
-    "connect-src 'self'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'self'",
-))
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'self'",
+    )
+)
 
 
 def missing_assets(node_modules: Path) -> list[str]:
@@ -62,7 +64,9 @@ def register(app: Flask, node_modules: Path) -> bool:
             "GraphiQL falls back to Strawberry's page, which loads its scripts from a CDN and "
             "stays blank without internet: %d asset(s) missing under %s (first: %s). "
             "Install Node.js and npm, then run `make run` again (it runs `npm ci`).",
-            len(missing), node_modules, missing[0],
+            len(missing),
+            node_modules,
+            missing[0],
         )
         return False
     app.register_blueprint(_assets_blueprint(node_modules))

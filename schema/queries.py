@@ -57,11 +57,10 @@ class Query:
         "order asked; a file that cannot be read gives an ExtractionError in its place."
     )
     def dicom_metadata_batch(self, info: Info[Context, None], s3_paths: list[str]) -> list[DicomMetadataResult]:
-        results = resolvers.extract_metadata_batch(
-            info.context.managers, s3_paths, request_id=info.context.request_id
-        )
+        results = resolvers.extract_metadata_batch(info.context.managers, s3_paths, request_id=info.context.request_id)
         return [
-            ExtractionError.from_failure(result) if isinstance(result, ExtractionFailure)
+            ExtractionError.from_failure(result)
+            if isinstance(result, ExtractionFailure)
             else DicomMetadata.from_record(result)
             for result in results
         ]

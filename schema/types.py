@@ -38,14 +38,14 @@ class DicomMetadata:
 
     @strawberry.field(
         description="The file's header in the DICOM JSON model (PS3.18 Annex F), read from S3 when "
-        "asked for: all attributes, or only `keywords` (keywords such as \"Rows\" or 8-hex tags). "
+        'asked for: all attributes, or only `keywords` (keywords such as "Rows" or 8-hex tags). '
         "Bulk data is left out."
     )
-    def dicom_json(self, info: Info["Context", None], keywords: list[str] | None = None) -> JSON | None:
+    def dicom_json(self, info: Info[Context, None], keywords: list[str] | None = None) -> JSON | None:
         return resolvers.dicom_json(info.context.managers, self.s3_path, keywords)
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "DicomMetadata":
+    def from_record(cls, record: dict[str, Any]) -> DicomMetadata:
         """Build the type from a resolver's record (``s3_path`` plus the five keywords)."""
         return cls(
             s3_path=record["s3_path"],
@@ -62,7 +62,9 @@ class UploadResult:
     s3_path: str = strawberry.field(description="s3://bucket/json/… of the uploaded JSON.")
 
 
-@strawberry.input(description="Search criteria; all given ones must match. Dates are YYYYMMDD or YYYY-MM-DD, inclusive.")
+@strawberry.input(
+    description="Search criteria; all given ones must match. Dates are YYYYMMDD or YYYY-MM-DD, inclusive."
+)
 class MetadataFilter:
     patient_id: str | None = None
     modality: str | None = None
@@ -99,7 +101,7 @@ class ExtractionError:
     message: str = strawberry.field(description="What went wrong, for people.")
 
     @classmethod
-    def from_failure(cls, failure: ExtractionFailure) -> "ExtractionError":
+    def from_failure(cls, failure: ExtractionFailure) -> ExtractionError:
         """Build the type from the batch resolver's failure."""
         return cls(s3_path=failure.s3_path, code=failure.code, message=failure.message)
 

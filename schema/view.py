@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from cross_web import HTTPException as StrawberryHTTPException
 from flask import Request, Response, abort, g
 from flask import request as flask_request
 from graphql import GraphQLError
-from cross_web import HTTPException as StrawberryHTTPException
 from strawberry.flask.views import GraphQLView
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult

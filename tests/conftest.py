@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -44,8 +45,9 @@ def local_aws() -> Iterator[LocalAWS]:
 @pytest.fixture(scope="session")
 def app(local_aws: LocalAWS) -> Flask:
     """The app, wired to the embedded AWS like `make run` wires it."""
-    return create_app({"TESTING": True, "AWS_ENDPOINT_URL": local_aws.endpoint_url,
-                       "AWS_CREDENTIALS": local_aws.credentials})
+    return create_app(
+        {"TESTING": True, "AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials}
+    )
 
 
 @pytest.fixture

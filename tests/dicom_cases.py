@@ -35,10 +35,12 @@ CASES: list[Case] = [
     _case("explicit-le", transfer_syntax=ExplicitVRLittleEndian),
     _case("implicit-le", transfer_syntax=ImplicitVRLittleEndian, modality="MR"),
     _case("explicit-be", transfer_syntax=ExplicitVRBigEndian, modality="PT"),
-    _case("latin1", character_set="ISO_IR 100", institution_name="Klinikum Göttingen",
-          study_description="Schädel nativ"),
-    _case("utf8", character_set="ISO_IR 192", institution_name="Hôpital Saint-Éloi",
-          study_description="ЭКГ покоя 心電図"),
+    _case(
+        "latin1", character_set="ISO_IR 100", institution_name="Klinikum Göttingen", study_description="Schädel nativ"
+    ),
+    _case(
+        "utf8", character_set="ISO_IR 192", institution_name="Hôpital Saint-Éloi", study_description="ЭКГ покоя 心電図"
+    ),
     _case("missing-fields", institution_name=None, study_description=None, modality=None),
     _case("empty-fields", institution_name="", study_description=""),
     _case("no-preamble", preamble=False),

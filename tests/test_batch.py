@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -36,16 +37,32 @@ def test_results_come_in_input_order_with_each_error_in_place(
     good = [put_dicom(patient_id=f"B-{index}", modality="MR") for index in range(5)]
     text = put_object("dicom/batch-note.dcm", b"not an image, just a note\n")
     paths = [
-        good[0], f"s3://{S3_BUCKET_NAME}/dicom/absent.dcm", good[1], text, good[2],
-        "not-a-path", "s3://another-bucket/dicom/a.dcm", "", good[3], good[4],
+        good[0],
+        f"s3://{S3_BUCKET_NAME}/dicom/absent.dcm",
+        good[1],
+        text,
+        good[2],
+        "not-a-path",
+        "s3://another-bucket/dicom/a.dcm",
+        "",
+        good[3],
+        good[4],
     ]
     body = batch(client, paths)
     assert "errors" not in body
     results = body["data"]["dicomMetadataBatch"]
     assert [result["s3Path"] for result in results] == paths
     assert [result.get("code") or result["patientId"] for result in results] == [
-        "B-0", "NOT_FOUND", "B-1", "NOT_DICOM", "B-2",
-        "INVALID_S3_PATH", "FORBIDDEN_BUCKET", "MISSING_PARAMETER", "B-3", "B-4",
+        "B-0",
+        "NOT_FOUND",
+        "B-1",
+        "NOT_DICOM",
+        "B-2",
+        "INVALID_S3_PATH",
+        "FORBIDDEN_BUCKET",
+        "MISSING_PARAMETER",
+        "B-3",
+        "B-4",
     ]
     assert {result["__typename"] for result in results if "code" in result} == {"ExtractionError"}
     assert all(result["message"] for result in results if "code" in result)

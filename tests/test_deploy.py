@@ -18,9 +18,10 @@ import sys
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -94,7 +95,8 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = (tmp_path_factory.mktemp("moto") / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
@@ -125,8 +127,12 @@ def script_env(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> 
 def run_script(name: str, env: dict[str, str], *args: str) -> str:
     """Run a deploy script; return what it printed, failing the test if it failed."""
     result = subprocess.run(
-        ["bash", str(DEPLOY / name), *args], env=env, cwd=ROOT,
-        capture_output=True, text=True, timeout=SCRIPT_TIMEOUT,
+        ["bash", str(DEPLOY / name), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
     )
     assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout + result.stderr
@@ -173,34 +179,52 @@ def without(document: dict[str, Any] | None, *keys: str) -> dict[str, Any] | Non
 
 def read_state(aws: Clients) -> dict[str, Any]:
     """Everything deploy manages, as AWS reports it (volatile timestamps left out)."""
-    table = absent_as_none(lambda: aws.dynamodb.describe_table(TableName=DYNAMODB_TABLE_NAME)["Table"],
-                           "ResourceNotFoundException")
+    table = absent_as_none(
+        lambda: aws.dynamodb.describe_table(TableName=DYNAMODB_TABLE_NAME)["Table"], "ResourceNotFoundException"
+    )
     role = absent_as_none(lambda: aws.iam.get_role(RoleName=LAMBDA_ROLE_NAME)["Role"], "NoSuchEntity")
-    function = absent_as_none(lambda: aws.awslambda.get_function_configuration(FunctionName=LAMBDA_FUNCTION_NAME),
-                              "ResourceNotFoundException")
-    invoke = absent_as_none(lambda: aws.awslambda.get_function_event_invoke_config(FunctionName=LAMBDA_FUNCTION_NAME),
-                            "ResourceNotFoundException")
-    policy = absent_as_none(lambda: aws.awslambda.get_policy(FunctionName=LAMBDA_FUNCTION_NAME),
-                            "ResourceNotFoundException")
-    dlq_url = absent_as_none(lambda: aws.sqs.get_queue_url(QueueName=DLQ_NAME)["QueueUrl"],
-                             "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+    function = absent_as_none(
+        lambda: aws.awslambda.get_function_configuration(FunctionName=LAMBDA_FUNCTION_NAME), "ResourceNotFoundException"
+    )
+    invoke = absent_as_none(
+        lambda: aws.awslambda.get_function_event_invoke_config(FunctionName=LAMBDA_FUNCTION_NAME),
+        "ResourceNotFoundException",
+    )
+    policy = absent_as_none(
+        lambda: aws.awslambda.get_policy(FunctionName=LAMBDA_FUNCTION_NAME), "ResourceNotFoundException"
+    )
+    dlq_url = absent_as_none(
+        lambda: aws.sqs.get_queue_url(QueueName=DLQ_NAME)["QueueUrl"],
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+    )
     return {
-        "table": table and {
+        "table": table
+        and {
             **{key: table.get(key) for key in ("KeySchema", "AttributeDefinitions", "BillingModeSummary", "TableArn")},
-            "indexes": sorted(({key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
-                               for index in table.get("GlobalSecondaryIndexes", [])), key=lambda i: i["IndexName"]),
+            "indexes": sorted(
+                (
+                    {key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
+                    for index in table.get("GlobalSecondaryIndexes", [])
+                ),
+                key=lambda i: i["IndexName"],
+            ),
         },
-        "role": role and {
+        "role": role
+        and {
             "Arn": role["Arn"],
             "AssumeRolePolicyDocument": role["AssumeRolePolicyDocument"],
-            "inline": {name: aws.iam.get_role_policy(RoleName=LAMBDA_ROLE_NAME, PolicyName=name)["PolicyDocument"]
-                       for name in aws.iam.list_role_policies(RoleName=LAMBDA_ROLE_NAME)["PolicyNames"]},
+            "inline": {
+                name: aws.iam.get_role_policy(RoleName=LAMBDA_ROLE_NAME, PolicyName=name)["PolicyDocument"]
+                for name in aws.iam.list_role_policies(RoleName=LAMBDA_ROLE_NAME)["PolicyNames"]
+            },
             "attached": aws.iam.list_attached_role_policies(RoleName=LAMBDA_ROLE_NAME)["AttachedPolicies"],
         },
         "function": without(function, "LastModified", "RevisionId", "LastUpdateStatus"),
         "invoke": without(invoke, "LastModified"),
         "policy": policy and json.loads(policy["Policy"]),
-        "dlq": dlq_url and aws.sqs.get_queue_attributes(
+        "dlq": dlq_url
+        and aws.sqs.get_queue_attributes(
             QueueUrl=dlq_url, AttributeNames=["QueueArn", "MessageRetentionPeriod", "SqsManagedSseEnabled"]
         )["Attributes"],
         # Kept as text, keys in the order S3 gave them: a re-run must not reorder anything.
@@ -221,7 +245,9 @@ def other_entry(aws: Clients) -> dict[str, Any]:
         "Id": OTHER_ENTRY_ID,
         "QueueArn": queue_arn,
         "Events": ["s3:ObjectCreated:*"],
-        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "dicom/"}, {"Name": "suffix", "Value": ".dcm"}]}},
+        "Filter": {
+            "Key": {"FilterRules": [{"Name": "prefix", "Value": "dicom/"}, {"Name": "suffix", "Value": ".dcm"}]}
+        },
     }
     aws.s3.put_bucket_notification_configuration(
         Bucket=S3_BUCKET_NAME, NotificationConfiguration={"QueueConfigurations": [entry]}
@@ -240,8 +266,9 @@ def first_deploy(aws: Clients, script_env: dict[str, str], other_entry: dict[str
 
 
 @pytest.fixture(scope="module")
-def shipped_handler(first_deploy: Stage, aws: Clients, script_env: dict[str, str],
-                    tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def shipped_handler(
+    first_deploy: Stage, aws: Clients, script_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     """The deployed zip, unzipped, run in an interpreter that has only what Lambda has."""
     package = tmp_path_factory.mktemp("package")
     zipfile.ZipFile(ZIP_FILE).extractall(package)
@@ -261,8 +288,9 @@ print(json.dumps({{
 """
     # -I: no PYTHON* variables, no user site; -S: no site-packages at all, so the venv's
     # Flask and pydicom are out of reach and only the paths above are added.
-    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], env=script_env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], env=script_env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     item = aws.dynamodb.get_item(TableName=DYNAMODB_TABLE_NAME, Key={"FilePath": {"S": PROBE_DICOM}}).get("Item")
     return {"package": str(package), **json.loads(result.stdout), "item": item}
@@ -305,9 +333,13 @@ def test_table_has_the_contract_key_and_on_demand_billing(first_deploy: Stage) -
 
 def test_table_has_the_search_indexes(first_deploy: Stage) -> None:
     assert first_deploy.state["table"]["indexes"] == sorted(
-        table_definition(DYNAMODB_TABLE_NAME)["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"])
+        table_definition(DYNAMODB_TABLE_NAME)["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"]
+    )
     assert [i["IndexName"] for i in first_deploy.state["table"]["indexes"]] == [
-        "Modality-StudyDate", "PatientID-StudyDate", "StudyMonth-StudyDate"]
+        "Modality-StudyDate",
+        "PatientID-StudyDate",
+        "StudyMonth-StudyDate",
+    ]
 
 
 def test_role_is_assumable_by_lambda_only(first_deploy: Stage) -> None:
@@ -357,8 +389,14 @@ def test_function_settings(first_deploy: Stage) -> None:
 
 def test_zip_holds_the_handler_and_only_the_modules_it_imports(first_deploy: Stage) -> None:
     assert first_deploy.extra["zip_names"] == [
-        "config.py", "errors.py", "lambda_function.py", "managers/DynamoDBManager.py",
-        "managers/__init__.py", "managers/aws.py", "managers/table.py", "metadata.py",
+        "config.py",
+        "errors.py",
+        "lambda_function.py",
+        "managers/DynamoDBManager.py",
+        "managers/__init__.py",
+        "managers/aws.py",
+        "managers/table.py",
+        "metadata.py",
     ]
     assert "build/lambda.zip" in first_deploy.output and "8 files" in first_deploy.output
 
@@ -394,12 +432,16 @@ def test_only_this_bucket_in_this_account_may_invoke(first_deploy: Stage) -> Non
 def test_notification_is_added_and_the_other_entry_kept(first_deploy: Stage, other_entry: dict[str, Any]) -> None:
     notification = json.loads(first_deploy.state["notification"])
     assert notification["QueueConfigurations"] == [other_entry]
-    assert notification["LambdaFunctionConfigurations"] == [{
-        "Id": NOTIFICATION_ID,
-        "LambdaFunctionArn": first_deploy.state["function"]["FunctionArn"],
-        "Events": ["s3:ObjectCreated:*"],
-        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "json/"}, {"Name": "suffix", "Value": ".json"}]}},
-    }]
+    assert notification["LambdaFunctionConfigurations"] == [
+        {
+            "Id": NOTIFICATION_ID,
+            "LambdaFunctionArn": first_deploy.state["function"]["FunctionArn"],
+            "Events": ["s3:ObjectCreated:*"],
+            "Filter": {
+                "Key": {"FilterRules": [{"Name": "prefix", "Value": "json/"}, {"Name": "suffix", "Value": ".json"}]}
+            },
+        }
+    ]
 
 
 def test_deploy_prints_each_step_and_a_summary(first_deploy: Stage) -> None:
@@ -438,8 +480,13 @@ def test_rollback_removes_what_deploy_made_and_keeps_the_table(
 
 def test_rollback_again_reports_absent_things_and_deletes_data_on_request(rollbacks: dict[str, Stage]) -> None:
     again = rollbacks["again"]
-    for line in ("notification  absent", "permission    absent", "function      absent", "role          absent",
-                 "dead letters  absent"):
+    for line in (
+        "notification  absent",
+        "permission    absent",
+        "function      absent",
+        "role          absent",
+        "dead letters  absent",
+    ):
         assert line in again.output
     assert again.state["table"] is None
     assert "table         removed, with its records" in again.output
@@ -449,15 +496,22 @@ def test_rollback_again_reports_absent_things_and_deletes_data_on_request(rollba
 # --- upgrading a table made before the search indexes ------------------------------------
 
 
-def test_deploy_adds_missing_indexes_to_an_existing_table(rollbacks: dict[str, Stage], aws: Clients,
-                                                          script_env: dict[str, str]) -> None:
+def test_deploy_adds_missing_indexes_to_an_existing_table(
+    rollbacks: dict[str, Stage], aws: Clients, script_env: dict[str, str]
+) -> None:
     # GIVEN the table as an earlier deploy made it: the key alone, no indexes
-    aws.dynamodb.create_table(TableName=DYNAMODB_TABLE_NAME, BillingMode="PAY_PER_REQUEST",
-                              KeySchema=[{"AttributeName": "FilePath", "KeyType": "HASH"}],
-                              AttributeDefinitions=[{"AttributeName": "FilePath", "AttributeType": "S"}])
+    aws.dynamodb.create_table(
+        TableName=DYNAMODB_TABLE_NAME,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "FilePath", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "FilePath", "AttributeType": "S"}],
+    )
     # WHEN deploy runs THEN it adds each index and says so
     output = run_script("deploy_resources.sh", script_env)
     for index in ("PatientID-StudyDate", "Modality-StudyDate", "StudyMonth-StudyDate"):
         assert f"index {index} added" in output
     assert [i["IndexName"] for i in read_state(aws)["table"]["indexes"]] == [
-        "Modality-StudyDate", "PatientID-StudyDate", "StudyMonth-StudyDate"]
+        "Modality-StudyDate",
+        "PatientID-StudyDate",
+        "StudyMonth-StudyDate",
+    ]

@@ -47,8 +47,11 @@ def test_merge_into_nothing_adds_our_entry() -> None:
 
 
 def test_merge_keeps_every_other_entry_untouched() -> None:
-    other_lambda = {**ours(), "Id": "someone-else", "Filter": {"Key": {"FilterRules": [
-        {"Name": "Prefix", "Value": "logs/"}]}}}
+    other_lambda = {
+        **ours(),
+        "Id": "someone-else",
+        "Filter": {"Key": {"FilterRules": [{"Name": "Prefix", "Value": "logs/"}]}},
+    }
     current = {
         "QueueConfigurations": [queue_entry("q", "dicom/", ".dcm")],
         "TopicConfigurations": [{"Id": "t", "TopicArn": "arn:aws:sns:us-east-2:1:t", "Events": ["s3:ObjectRemoved:*"]}],
@@ -108,7 +111,10 @@ def policy_with(statement: dict[str, Any]) -> dict[str, Any]:
 
 def s3_statement(source_arn: str = "arn:aws:s3:::b", account: str = "123") -> dict[str, Any]:
     return {
-        "Sid": "s3", "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": FUNCTION_ARN,
+        "Sid": "s3",
+        "Effect": "Allow",
+        "Action": "lambda:InvokeFunction",
+        "Resource": FUNCTION_ARN,
         "Principal": {"Service": "s3.amazonaws.com"},
         "Condition": {"StringEquals": {"AWS:SourceAccount": account}, "ArnLike": {"AWS:SourceArn": source_arn}},
     }

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -27,20 +28,35 @@ JSON_LIVE = "query($p: String!, $k: [String!]) { dicomMetadata(s3Path: $p) { dic
 def pydicom_model(data: bytes) -> dict[str, Any]:
     """What pydicom itself says, bulk data left out as ours leaves it out."""
     model = dcmread(io.BytesIO(data), stop_before_pixels=True).to_json_dict(
-        bulk_data_threshold=BULK_DATA_THRESHOLD, bulk_data_element_handler=lambda _: "")
+        bulk_data_threshold=BULK_DATA_THRESHOLD, bulk_data_element_handler=lambda _: ""
+    )
     return strip_bulk(model)
 
 
 def strip_bulk(model: dict[str, Any]) -> dict[str, Any]:
-    return {tag: ({**element, "Value": [strip_bulk(item) for item in element["Value"]]}
-                  if element["vr"] == "SQ" and "Value" in element else element)
-            for tag, element in model.items() if "BulkDataURI" not in element}
+    return {
+        tag: (
+            {**element, "Value": [strip_bulk(item) for item in element["Value"]]}
+            if element["vr"] == "SQ" and "Value" in element
+            else element
+        )
+        for tag, element in model.items()
+        if "BulkDataURI" not in element
+    }
 
 
-@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "MR_small_bigendian.dcm",
-                                  "MR_small_implicit.dcm", "waveform_ecg.dcm"])
-def test_whole_header_matches_pydicom(client: FlaskClient, put_object: Callable[[str, bytes], str],
-                                      name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "rtplan.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+        "waveform_ecg.dcm",
+    ],
+)
+def test_whole_header_matches_pydicom(client: FlaskClient, put_object: Callable[[str, bytes], str], name: str) -> None:
     data = Path(get_testdata_file(name, download=False)).read_bytes()
     s3_path = put_object(f"dicom/json/{name}", data)
     result = gql(client, JSON_LIVE, p=s3_path)
@@ -51,10 +67,12 @@ def test_whole_header_matches_pydicom(client: FlaskClient, put_object: Callable[
 
 
 def test_selected_keywords_and_tags(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
-    s3_path = put_dicom(series_description="AXIAL 2MM", rows=32, patient_name="Müller^Jürgen",
-                        character_set="ISO_IR 100")
-    model = gql(client, JSON_LIVE, p=s3_path, k=["SeriesDescription", "Rows", "00100010"])["data"][
-        "dicomMetadata"]["dicomJson"]
+    s3_path = put_dicom(
+        series_description="AXIAL 2MM", rows=32, patient_name="Müller^Jürgen", character_set="ISO_IR 100"
+    )
+    model = gql(client, JSON_LIVE, p=s3_path, k=["SeriesDescription", "Rows", "00100010"])["data"]["dicomMetadata"][
+        "dicomJson"
+    ]
     assert model == {
         "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Müller^Jürgen"}]},
         "00280010": {"vr": "US", "Value": [32]},
@@ -88,7 +106,7 @@ def test_dicom_json_on_stored_records(client: FlaskClient, put_dicom: Callable[.
 
     live = client.get("/dicom-metadata", query_string={"s3_path": s3_path}).json
     assert client.post("/upload-json-to-s3", json=live).status_code == 201
-    query = "query($p: String!) { storedMetadata(s3Path: $p) { dicomJson(keywords: [\"SeriesDescription\"]) } }"
+    query = 'query($p: String!) { storedMetadata(s3Path: $p) { dicomJson(keywords: ["SeriesDescription"]) } }'
     stored = eventually(lambda: gql(client, query, p=s3_path)["data"]["storedMetadata"])
     assert stored == {"dicomJson": {"0008103E": {"vr": "LO", "Value": ["STORED SERIES"]}}}
 

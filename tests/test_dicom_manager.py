@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
-from pathlib import Path
-
 from pydicom import dcmread
 from pydicom.data import get_charset_files, get_testdata_file
 
 from errors import NotDicom, NotFound
+from local.samples import build_file
 from managers.bundle import Managers
 from managers.DicomManager import fields_of
 from tests.dicom_cases import CASES, Case
-from local.samples import build_file
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,9 @@ def test_pydicom_bundled_file(managers: Managers, put_object: Callable[[str, byt
 
 
 @pytest.mark.parametrize("path", sorted(get_charset_files("*.dcm")), ids=lambda p: Path(p).name)
-def test_pydicom_charset_files_match_pydicom(path: str, managers: Managers,
-                                             put_object: Callable[[str, bytes], str]) -> None:
+def test_pydicom_charset_files_match_pydicom(
+    path: str, managers: Managers, put_object: Callable[[str, bytes], str]
+) -> None:
     # pydicom's character-set corpus (ISO 2022 escapes, Arabic, Hebrew, Greek, multi-byte Asian).
     s3_path = put_object(f"dicom/{Path(path).name}", Path(path).read_bytes())
     assert managers.dicom.extract_metadata(s3_path) == fields_of(dcmread(path))
@@ -52,8 +53,14 @@ def test_pydicom_charset_files_match_pydicom(path: str, managers: Managers,
 
 @pytest.mark.parametrize(
     "body",
-    [b"hello, this is plain text and not a DICOM file at all\n" * 4, b"", b"DICM", b"\x00" * 200,
-     b"{\"PatientID\": \"x\"}", bytes(range(256)) * 4],
+    [
+        b"hello, this is plain text and not a DICOM file at all\n" * 4,
+        b"",
+        b"DICM",
+        b"\x00" * 200,
+        b'{"PatientID": "x"}',
+        bytes(range(256)) * 4,
+    ],
     ids=["text", "empty", "short", "zeros", "json", "binary"],
 )
 def test_not_dicom(body: bytes, managers: Managers, put_object: Callable[[str, bytes], str]) -> None:

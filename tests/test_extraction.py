@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pydicom.data
 import pytest
@@ -152,10 +153,19 @@ GENERATED: dict[str, Callable[[], bytes]] = {
     "implicit-little": lambda: build_file(SampleSpec(transfer_syntax=ImplicitVRLittleEndian)),
     "explicit-big": lambda: build_file(SampleSpec(transfer_syntax=ExplicitVRBigEndian)),
     "deflated": lambda: build_file(SampleSpec(transfer_syntax=DeflatedExplicitVRLittleEndian)),
-    "latin-1": lambda: build_file(SampleSpec(character_set="ISO_IR 100", institution_name="Klinikum Müller",
-                                             study_description="Übersicht Thorax", patient_name="Müller^Jürgen")),
-    "utf-8": lambda: build_file(SampleSpec(character_set="ISO_IR 192", institution_name="東京病院",
-                                           study_description="Ελληνικά ÆØÅ", patient_id="ИД-7")),
+    "latin-1": lambda: build_file(
+        SampleSpec(
+            character_set="ISO_IR 100",
+            institution_name="Klinikum Müller",
+            study_description="Übersicht Thorax",
+            patient_name="Müller^Jürgen",
+        )
+    ),
+    "utf-8": lambda: build_file(
+        SampleSpec(
+            character_set="ISO_IR 192", institution_name="東京病院", study_description="Ελληνικά ÆØÅ", patient_id="ИД-7"
+        )
+    ),
     "cyrillic": lambda: build_file(SampleSpec(character_set="ISO_IR 144", institution_name="Больница №1")),
     "missing-fields": lambda: build_file(SampleSpec(patient_id=None, study_date=None, institution_name=None)),
     "empty-fields": lambda: build_file(SampleSpec(modality="", study_description="")),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -56,8 +57,10 @@ def call_all(app: Flask) -> list[tuple[str, Any, float]]:
     calls = [(route, method, route, kwargs) for method, route, kwargs in REST_CALLS]
     calls += [(query.split("(")[0], "POST", "/graphql", {"json": {"query": query}}) for query in GRAPHQL_CALLS]
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        futures = [(name, pool.submit(timed, app.test_client(), method, route, kwargs))
-                   for name, method, route, kwargs in calls]
+        futures = [
+            (name, pool.submit(timed, app.test_client(), method, route, kwargs))
+            for name, method, route, kwargs in calls
+        ]
         return [(name, *future.result()) for name, future in futures]
 
 
@@ -90,8 +93,13 @@ def embedded_process() -> Iterator[LocalAWSProcess]:
 @pytest.mark.slow
 def test_a_stopped_endpoint_is_503_and_a_restarted_one_serves_again(embedded_process: LocalAWSProcess) -> None:
     # GIVEN an app on an embedded AWS in its own process, with a stored record
-    app = create_app({"AWS_ENDPOINT_URL": embedded_process.endpoint_url,
-                      "AWS_CREDENTIALS": embedded_process.credentials, "API_KEYS": None})
+    app = create_app(
+        {
+            "AWS_ENDPOINT_URL": embedded_process.endpoint_url,
+            "AWS_CREDENTIALS": embedded_process.credentials,
+            "API_KEYS": None,
+        }
+    )
     app.extensions["dicom_meta.managers"].dynamodb.put_record(SEEDED, {"Modality": "CT"})
     assert_all_answer(app)
     # WHEN the endpoint goes away THEN every route says 503 within seconds, and the process lives
@@ -130,8 +138,9 @@ def test_a_closed_port_is_503_everywhere() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    app = create_app({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_CREDENTIALS": Credentials("x", "y"),
-                      "API_KEYS": None})
+    app = create_app(
+        {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_CREDENTIALS": Credentials("x", "y"), "API_KEYS": None}
+    )
     assert_all_unavailable(app)
 
 
@@ -141,8 +150,13 @@ def test_a_silent_endpoint_is_503_within_the_deadline() -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(64)
-        app = create_app({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
-                          "AWS_CREDENTIALS": Credentials("x", "y"), "API_KEYS": None})
+        app = create_app(
+            {
+                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
+                "AWS_CREDENTIALS": Credentials("x", "y"),
+                "API_KEYS": None,
+            }
+        )
         # WHEN every route is called THEN each gives up with 503 in time
         assert_all_unavailable(app)
 
@@ -172,27 +186,38 @@ def throttle(client: Any, event: str, response: tuple[int, dict[str, str], bytes
     return sends
 
 
-S3_SLOW_DOWN = (503, {"Content-Type": "application/xml"},
-                b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>")
-DYNAMODB_THROTTLED = (400, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "t"},
-                      b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException",'
-                      b'"message":"Rate of requests exceeds the allowed throughput."}')
+S3_SLOW_DOWN = (
+    503,
+    {"Content-Type": "application/xml"},
+    b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+)
+DYNAMODB_THROTTLED = (
+    400,
+    {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "t"},
+    b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException",'
+    b'"message":"Rate of requests exceeds the allowed throughput."}',
+)
 
 
 @pytest.fixture
 def fresh_app(local_aws: LocalAWS) -> Flask:
     """An app of its own, so the handlers registered on its clients touch no other test."""
-    return create_app({"AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials,
-                       "API_KEYS": None})
+    return create_app(
+        {"AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials, "API_KEYS": None}
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("service", "event", "response", "route"), [
-    ("s3", "before-send.s3.GetObject", S3_SLOW_DOWN, "/dicom-metadata"),
-    ("dynamodb", "before-send.dynamodb.GetItem", DYNAMODB_THROTTLED, "/fetch-dicom-metadata"),
-])
-def test_throttling_is_retried_then_503(fresh_app: Flask, service: str, event: str,
-                                        response: tuple[int, dict[str, str], bytes], route: str) -> None:
+@pytest.mark.parametrize(
+    ("service", "event", "response", "route"),
+    [
+        ("s3", "before-send.s3.GetObject", S3_SLOW_DOWN, "/dicom-metadata"),
+        ("dynamodb", "before-send.dynamodb.GetItem", DYNAMODB_THROTTLED, "/fetch-dicom-metadata"),
+    ],
+)
+def test_throttling_is_retried_then_503(
+    fresh_app: Flask, service: str, event: str, response: tuple[int, dict[str, str], bytes], route: str
+) -> None:
     client = getattr(fresh_app.extensions["dicom_meta.managers"], service).client
     sends = throttle(client, event, response, times=MAX_ATTEMPTS)
     answer = fresh_app.test_client().get(route, query_string={"s3_path": SEEDED})

@@ -12,13 +12,25 @@ import os
 import re
 import socket
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
 from flask import Flask
-from graphql import (BooleanValueNode, FloatValueNode, IntValueNode, ListValueNode, NameNode, NullValueNode,
-                     ObjectFieldNode, ObjectValueNode, StringValueNode, ValueNode, build_schema)
+from graphql import (
+    BooleanValueNode,
+    FloatValueNode,
+    IntValueNode,
+    ListValueNode,
+    NameNode,
+    NullValueNode,
+    ObjectFieldNode,
+    ObjectValueNode,
+    StringValueNode,
+    ValueNode,
+    build_schema,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
@@ -37,11 +49,23 @@ KEY = "fuzz-key-7f3a9c1e"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 # The contract's codes (DESIGN.md), plus the two the HTTP and GraphQL layers add.
-CONTRACT_CODES = frozenset({
-    "MISSING_PARAMETER", "INVALID_S3_PATH", "FORBIDDEN_BUCKET", "NOT_FOUND", "NOT_DICOM", "INVALID_PAYLOAD",
-    "UNSUPPORTED_MEDIA_TYPE", "PAYLOAD_TOO_LARGE", "INVALID_ARGUMENT", "INVALID_CURSOR", "UNAUTHENTICATED",
-    "METHOD_NOT_ALLOWED", "GRAPHQL_VALIDATION_FAILED",
-})
+CONTRACT_CODES = frozenset(
+    {
+        "MISSING_PARAMETER",
+        "INVALID_S3_PATH",
+        "FORBIDDEN_BUCKET",
+        "NOT_FOUND",
+        "NOT_DICOM",
+        "INVALID_PAYLOAD",
+        "UNSUPPORTED_MEDIA_TYPE",
+        "PAYLOAD_TOO_LARGE",
+        "INVALID_ARGUMENT",
+        "INVALID_CURSOR",
+        "UNAUTHENTICATED",
+        "METHOD_NOT_ALLOWED",
+        "GRAPHQL_VALIDATION_FAILED",
+    }
+)
 
 GRAPHQL = build_schema(strawberry_schema.as_str())
 
@@ -56,11 +80,13 @@ FUZZ_SETTINGS = settings(
 
 NAMES = st.from_regex(r"\A[_A-Za-z][_0-9A-Za-z]{0,12}\Z")
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
-ANY_JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(NAMES, inner, max_size=4),
-                        max_leaves=12)
+ANY_JSON = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(NAMES, inner, max_size=4), max_leaves=12
+)
 # Mostly documents shaped like an upload (s3_path and the five fields), some anything at all.
 S3_PATHS = st.sampled_from(["s3://data-apps-ex/dicom/", "s3://data-apps-ex/", "s3://other/", ""]).flatmap(
-    lambda prefix: st.text(max_size=40).map(lambda rest: prefix + rest))
+    lambda prefix: st.text(max_size=40).map(lambda rest: prefix + rest)
+)
 DOCUMENTS = st.fixed_dictionaries(
     {"s3_path": S3_PATHS | ANY_JSON},
     optional={field: st.none() | st.text(max_size=80) | ANY_JSON for field in FIELDS},
@@ -85,8 +111,11 @@ def as_graphql_value(value: Any) -> ValueNode:
         return StringValueNode(value=value)
     if isinstance(value, list):
         return ListValueNode(values=tuple(as_graphql_value(item) for item in value))
-    return ObjectValueNode(fields=tuple(ObjectFieldNode(name=NameNode(value=key), value=as_graphql_value(item))
-                                        for key, item in value.items()))
+    return ObjectValueNode(
+        fields=tuple(
+            ObjectFieldNode(name=NameNode(value=key), value=as_graphql_value(item)) for key, item in value.items()
+        )
+    )
 
 
 schemathesis.graphql.scalar("JSON", (DOCUMENTS | ANY_JSON).map(as_graphql_value))
@@ -107,16 +136,17 @@ STATUSES: Counter[int] = Counter()
 @pytest.fixture(scope="module", autouse=True)
 def fuzz_summary() -> Iterator[None]:
     yield
-    print(f"\nfuzz: {dict(CASES)} cases; {sum(STATUSES.values())} answers checked, "
-          f"by status {dict(sorted(STATUSES.items()))}")
+    print(
+        f"\nfuzz: {dict(CASES)} cases; {sum(STATUSES.values())} answers checked, "
+        f"by status {dict(sorted(STATUSES.items()))}"
+    )
 
 
 @pytest.fixture(scope="module")
 def fuzz_app() -> Iterator[Flask]:
     """The app, with an API key, on an embedded AWS process of its own."""
     with LocalAWSProcess(free_port()) as aws:
-        yield create_app({"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_CREDENTIALS": aws.credentials,
-                          "API_KEYS": [KEY]})
+        yield create_app({"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_CREDENTIALS": aws.credentials, "API_KEYS": [KEY]})
 
 
 @pytest.fixture(scope="module")
@@ -189,11 +219,15 @@ REST_OPERATIONS = [
     (method.upper(), path, mode)
     for path, item in PATHS.items()
     for method, operation in item.items()
-    for mode in ([GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
-                 if "parameters" in operation or "requestBody" in operation else [GenerationMode.POSITIVE])
+    for mode in (
+        [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
+        if "parameters" in operation or "requestBody" in operation
+        else [GenerationMode.POSITIVE]
+    )
 ]
-GRAPHQL_FIELDS = [(root.name, field) for root in (GRAPHQL.query_type, GRAPHQL.mutation_type) if root
-                  for field in root.fields]
+GRAPHQL_FIELDS = [
+    (root.name, field) for root in (GRAPHQL.query_type, GRAPHQL.mutation_type) if root for field in root.fields
+]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 
 

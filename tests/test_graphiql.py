@@ -48,11 +48,14 @@ def test_only_allow_listed_files_are_served(client: FlaskClient, name: str) -> N
 
 
 def test_without_assets_falls_back_to_strawberrys_page(
-    app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    app: Flask,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="schema.graphiql"):
-        bare = create_app({"TESTING": True, "MANAGERS": app.extensions["dicom_meta.managers"],
-                           "GRAPHIQL_NODE_MODULES": tmp_path})
+        bare = create_app(
+            {"TESTING": True, "MANAGERS": app.extensions["dicom_meta.managers"], "GRAPHIQL_NODE_MODULES": tmp_path}
+        )
         client = bare.test_client()
         pages = [client.get("/graphql", headers=BROWSER) for _ in range(2)]
     assert all(page.status_code == 200 and "unpkg.com/graphiql" in page.text for page in pages)
@@ -80,5 +83,7 @@ def test_example_search_finds_the_seeded_ct_once_ingested(client: FlaskClient) -
     assert data["stored"]["patientId"] == "PAT-0001"
     item = data["ct2024"]["items"][0]
     assert item["s3Path"] == example_variables()["s3Path"]
-    assert item["dicomJson"] == {"00280010": {"vr": "US", "Value": [16]},
-                                 "0008103E": {"vr": "LO", "Value": ["AXIAL 5MM"]}}
+    assert item["dicomJson"] == {
+        "00280010": {"vr": "US", "Value": [16]},
+        "0008103E": {"vr": "LO", "Value": ["AXIAL 5MM"]},
+    }

@@ -7,8 +7,8 @@ it makes goes to the app's own origin, and the example query runs on the seeded 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from flask import Flask
@@ -21,8 +21,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling Google's hosts, which a
 # closed network refuses (and which would count as requests leaving the origin).
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SCREENSHOT = Path(__file__).resolve().parent.parent / "test-output" / "graphiql.png"
 TIMEOUT_MS = 30_000  # GraphiQL's 3.5 MB script parses slowly on a busy 2-core machine

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -47,12 +48,19 @@ def test_schema_has_the_contract_names() -> None:
 
 
 def test_dicom_metadata(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
-    s3_path = put_dicom(patient_id="G-1", modality="MR", study_date="20220505", institution_name="Lab",
-                        study_description="KNEE")
+    s3_path = put_dicom(
+        patient_id="G-1", modality="MR", study_date="20220505", institution_name="Lab", study_description="KNEE"
+    )
     result = gql(client, LIVE, p=s3_path)
     assert "errors" not in result
-    assert result["data"]["dicomMetadata"] == {"s3Path": s3_path, "patientId": "G-1", "studyDate": "20220505",
-                                               "modality": "MR", "institutionName": "Lab", "studyDescription": "KNEE"}
+    assert result["data"]["dicomMetadata"] == {
+        "s3Path": s3_path,
+        "patientId": "G-1",
+        "studyDate": "20220505",
+        "modality": "MR",
+        "institutionName": "Lab",
+        "studyDescription": "KNEE",
+    }
 
 
 def test_stored_metadata_is_null_without_a_record(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
@@ -131,8 +139,9 @@ def test_unexpected_errors_are_scrubbed(client: FlaskClient, app: Any, monkeypat
     ("data", "content_type", "status"),
     [(b"{not json", "application/json", 400), (b"query", "text/plain", 415)],
 )
-def test_malformed_http_requests_answer_the_contract_error(client: FlaskClient, data: bytes, content_type: str,
-                                                           status: int) -> None:
+def test_malformed_http_requests_answer_the_contract_error(
+    client: FlaskClient, data: bytes, content_type: str, status: int
+) -> None:
     response = client.post("/graphql", data=data, content_type=content_type)
     assert response.status_code == status
     assert response.json["error"]["code"] in {"INVALID_PAYLOAD", "UNSUPPORTED_MEDIA_TYPE"}
@@ -146,5 +155,7 @@ def test_browsers_get_graphiql(client: FlaskClient) -> None:
 
 def test_queries_via_get(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
     s3_path = put_dicom(patient_id="GET-1")
-    response = client.get("/graphql", query_string={"query": f'{{ dicomMetadata(s3Path: "{s3_path}") {{ patientId }} }}'})
+    response = client.get(
+        "/graphql", query_string={"query": f'{{ dicomMetadata(s3Path: "{s3_path}") {{ patientId }} }}'}
+    )
     assert response.json == {"data": {"dicomMetadata": {"patientId": "GET-1"}}}

@@ -6,8 +6,9 @@ import json
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
@@ -19,8 +20,9 @@ from managers.DynamoDBManager import DynamoDBManager
 BUCKET = "data-apps-ex"
 
 
-def s3_record(key: str, bucket: str = BUCKET, event_name: str = "ObjectCreated:Put",
-              sequencer: str = "0055AED6DCD90281E5") -> dict[str, Any]:
+def s3_record(
+    key: str, bucket: str = BUCKET, event_name: str = "ObjectCreated:Put", sequencer: str = "0055AED6DCD90281E5"
+) -> dict[str, Any]:
     """One record as S3 sends it (eventVersion 2.1), the key URL-encoded as S3 encodes it."""
     return {
         "eventVersion": "2.1",
@@ -30,14 +32,24 @@ def s3_record(key: str, bucket: str = BUCKET, event_name: str = "ObjectCreated:P
         "eventName": event_name,
         "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
         "requestParameters": {"sourceIPAddress": "203.0.113.10"},
-        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
+        "responseElements": {
+            "x-amz-request-id": "C3D13FE58DE4C810",
+            "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
+        },
         "s3": {
             "s3SchemaVersion": "1.0",
             "configurationId": "dicom-meta-json-ingest",
-            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
-                       "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {"key": quote_plus(key), "size": 120, "eTag": "d41d8cd98f00b204e9800998ecf8427e",
-                       "sequencer": sequencer},
+            "bucket": {
+                "name": bucket,
+                "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                "arn": f"arn:aws:s3:::{bucket}",
+            },
+            "object": {
+                "key": quote_plus(key),
+                "size": 120,
+                "eTag": "d41d8cd98f00b204e9800998ecf8427e",
+                "sequencer": sequencer,
+            },
         },
     }
 
@@ -81,21 +93,29 @@ def json_object(s3: Any) -> Iterator[Any]:
 
 
 def item_of(table: Any, file_path: str) -> dict[str, Any] | None:
-    item = table.get_item(TableName=TABLE, Key={"FilePath": {"S": file_path}},
-                          ConsistentRead=True).get("Item")
+    item = table.get_item(TableName=TABLE, Key={"FilePath": {"S": file_path}}, ConsistentRead=True).get("Item")
     return None if item is None else {name: value["S"] for name, value in item.items()}
 
 
 def document(dicom_key: str, **fields: str | None) -> dict[str, Any]:
-    return {"s3_path": f"s3://{BUCKET}/{dicom_key}", "PatientID": "L-1", "StudyDate": "20240101", "Modality": "CT",
-            "InstitutionName": "Lambda Hospital", "StudyDescription": "CT HEAD", **fields}
+    return {
+        "s3_path": f"s3://{BUCKET}/{dicom_key}",
+        "PatientID": "L-1",
+        "StudyDate": "20240101",
+        "Modality": "CT",
+        "InstitutionName": "Lambda Hospital",
+        "StudyDescription": "CT HEAD",
+        **fields,
+    }
 
 
 def test_stores_every_record_of_an_event(handler: ModuleType, json_object: Any, table: Any) -> None:
     # GIVEN three metadata objects, one under a key with a space and a plus
-    keys = [json_object("json/lam/one.json", document("dicom/lam/one.dcm", PatientID="A")),
-            json_object("json/lam/two.json", document("dicom/lam/two.dcm", PatientID="B", Modality=None)),
-            json_object("json/lam/my scan+1.json", document("dicom/lam/my scan+1.dcm", PatientID="C"))]
+    keys = [
+        json_object("json/lam/one.json", document("dicom/lam/one.dcm", PatientID="A")),
+        json_object("json/lam/two.json", document("dicom/lam/two.dcm", PatientID="B", Modality=None)),
+        json_object("json/lam/my scan+1.json", document("dicom/lam/my scan+1.dcm", PatientID="C")),
+    ]
     # WHEN S3 delivers one event with the three records
     result = handler.lambda_handler({"Records": [s3_record(key) for key in keys]}, LambdaContext())
     # THEN each has its item, with the JSON's own path and an ingestion time
@@ -103,8 +123,12 @@ def test_stores_every_record_of_an_event(handler: ModuleType, json_object: Any, 
     one = item_of(table, f"s3://{BUCKET}/dicom/lam/one.dcm")
     assert one is not None
     assert {k: one[k] for k in ("PatientID", "StudyDate", "Modality", "InstitutionName", "StudyDescription")} == {
-        "PatientID": "A", "StudyDate": "20240101", "Modality": "CT", "InstitutionName": "Lambda Hospital",
-        "StudyDescription": "CT HEAD"}
+        "PatientID": "A",
+        "StudyDate": "20240101",
+        "Modality": "CT",
+        "InstitutionName": "Lambda Hospital",
+        "StudyDescription": "CT HEAD",
+    }
     assert one["JsonS3Path"] == f"s3://{BUCKET}/json/lam/one.json"
     assert one["IngestedAt"].endswith("+00:00")
     two = item_of(table, f"s3://{BUCKET}/dicom/lam/two.dcm")
@@ -114,8 +138,14 @@ def test_stores_every_record_of_an_event(handler: ModuleType, json_object: Any, 
 
 
 def test_skips_test_events_and_other_keys(handler: ModuleType) -> None:
-    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-26T12:00:00.000Z",
-                  "Bucket": BUCKET, "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3e"}
+    test_event = {
+        "Service": "Amazon S3",
+        "Event": "s3:TestEvent",
+        "Time": "2026-11-26T12:00:00.000Z",
+        "Bucket": BUCKET,
+        "RequestId": "5582815E1AEA5ADF",
+        "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3e",
+    }
     assert handler.lambda_handler(test_event, LambdaContext()) == {"stored": 0, "stale": 0, "skipped": 0, "failed": 0}
     event = {"Records": [s3_record("dicom/a.dcm"), s3_record("json/readme.txt"), s3_record("json/x.json", "other")]}
     assert handler.lambda_handler(event, LambdaContext()) == {"stored": 0, "stale": 0, "skipped": 3, "failed": 0}
@@ -131,8 +161,9 @@ def test_skips_test_events_and_other_keys(handler: ModuleType) -> None:
     ],
     ids=["malformed", "binary", "missing-s3-path", "bad-field"],
 )
-def test_a_bad_record_fails_without_stopping_the_others(handler: ModuleType, json_object: Any, table: Any,
-                                                       body: Any, reason: str) -> None:
+def test_a_bad_record_fails_without_stopping_the_others(
+    handler: ModuleType, json_object: Any, table: Any, body: Any, reason: str
+) -> None:
     # GIVEN a bad document between two good ones
     first = json_object("json/bad/first.json", document("dicom/bad/first.dcm"))
     bad = json_object("json/bad/bad.json", body)
@@ -159,8 +190,9 @@ def test_handler_imports_neither_flask_nor_pydicom() -> None:
         "bad = [n for n in ('flask', 'pydicom', 'requests', 'strawberry') if n in sys.modules];"
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=str(HANDLER_FILE.parent.parent))
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(HANDLER_FILE.parent.parent)
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -177,11 +209,14 @@ def test_duplicate_delivery_is_idempotent(handler: ModuleType, json_object: Any,
     assert handler.lambda_handler(event, LambdaContext())["stored"] == 1
     again = item_of(table, f"s3://{BUCKET}/dicom/dup/a.dcm")
     assert first and again
-    assert {k: v for k, v in again.items() if k != "IngestedAt"} == {k: v for k, v in first.items() if k != "IngestedAt"}
+    assert {k: v for k, v in again.items() if k != "IngestedAt"} == {
+        k: v for k, v in first.items() if k != "IngestedAt"
+    }
 
 
-def test_a_late_older_event_never_overwrites_a_newer_record(handler: ModuleType, json_object: Any, s3: Any,
-                                                           table: Any) -> None:
+def test_a_late_older_event_never_overwrites_a_newer_record(
+    handler: ModuleType, json_object: Any, s3: Any, table: Any
+) -> None:
     # GIVEN two writes of one metadata object, whose events arrive in reverse order
     key = json_object("json/order/a.json", document("dicom/order/a.dcm", PatientID="NEWER"))
     newer = {"Records": [s3_record(key, sequencer="0062000000000000FF")]}
@@ -195,8 +230,9 @@ def test_a_late_older_event_never_overwrites_a_newer_record(handler: ModuleType,
     assert stored_patient(table, "dicom/order/a.dcm") == "NEWER"
 
 
-def test_dynamodb_failing_for_one_record_fails_only_that_record(handler: ModuleType, json_object: Any, table: Any,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dynamodb_failing_for_one_record_fails_only_that_record(
+    handler: ModuleType, json_object: Any, table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from errors import UpstreamUnavailable
 
     dynamodb = handler._dynamodb()
@@ -208,8 +244,10 @@ def test_dynamodb_failing_for_one_record_fails_only_that_record(handler: ModuleT
         return real_put(file_path, *args, **kwargs)
 
     monkeypatch.setattr(dynamodb, "put_record", flaky_put)
-    keys = [json_object(f"json/flaky/{name}.json", document(f"dicom/flaky/{name}.dcm", PatientID=name))
-            for name in ("ok1", "flaky", "ok2")]
+    keys = [
+        json_object(f"json/flaky/{name}.json", document(f"dicom/flaky/{name}.dcm", PatientID=name))
+        for name in ("ok1", "flaky", "ok2")
+    ]
     with pytest.raises(handler.IngestError, match="record 1: DynamoDB is busy"):
         handler.lambda_handler({"Records": [s3_record(k) for k in keys]}, LambdaContext())
     assert stored_patient(table, "dicom/flaky/ok1.dcm") == "ok1"

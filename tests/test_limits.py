@@ -5,7 +5,8 @@ from __future__ import annotations
 import http.client
 import io
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import strawberry
@@ -53,8 +54,9 @@ def test_a_declared_length_over_one_mib_is_refused(client: FlaskClient, route: s
 def test_an_endless_chunked_body_is_refused_after_one_mib(app: Flask, route: str) -> None:
     # GIVEN a body without Content-Length that never ends (a server reading it whole would hang)
     body = EndlessBody()
-    environ = EnvironBuilder(path=route, method="POST", content_type="application/json",
-                             headers={"Transfer-Encoding": "chunked"}).get_environ()
+    environ = EnvironBuilder(
+        path=route, method="POST", content_type="application/json", headers={"Transfer-Encoding": "chunked"}
+    ).get_environ()
     environ.pop("CONTENT_LENGTH", None)
     # What a server sets once it has de-chunked the body: the stream ends where the body ends.
     environ.update({"wsgi.input": body, "wsgi.input_terminated": True})
@@ -79,8 +81,7 @@ def served(app: Flask) -> Iterator[int]:
 def test_a_chunked_body_over_one_mib_on_a_real_socket(served: int, route: str) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", served, timeout=10)
     chunks = (b"x" * 65536 for _ in range(20))  # 1.25 MiB, sent without Content-Length
-    connection.request("POST", route, body=chunks, headers={"Content-Type": "application/json"},
-                       encode_chunked=True)
+    connection.request("POST", route, body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True)
     response = connection.getresponse()
     assert response.status == 413
     assert b'"PAYLOAD_TOO_LARGE"' in response.read()
@@ -90,8 +91,7 @@ def test_a_chunked_body_over_one_mib_on_a_real_socket(served: int, route: str) -
 def test_a_body_just_under_the_limit_is_read(client: FlaskClient) -> None:
     body = b'{"query": "{ __typename }", "variables": {"pad": "' + b"x" * (MIB - 100) + b'"}}'
     assert len(body) < MIB
-    assert client.post("/graphql", data=body, content_type="application/json").json == {
-        "data": {"__typename": "Query"}}
+    assert client.post("/graphql", data=body, content_type="application/json").json == {"data": {"__typename": "Query"}}
 
 
 def gql_errors(client: FlaskClient, query: str) -> list[dict[str, Any]]:
@@ -101,8 +101,9 @@ def gql_errors(client: FlaskClient, query: str) -> list[dict[str, Any]]:
 
 
 def test_too_many_aliases(client: FlaskClient) -> None:
-    fields = " ".join(f'a{i}: dicomMetadata(s3Path: "s3://data-apps-ex/dicom/{i}.dcm") {{ modality }}'
-                      for i in range(MAX_ALIASES + 1))
+    fields = " ".join(
+        f'a{i}: dicomMetadata(s3Path: "s3://data-apps-ex/dicom/{i}.dcm") {{ modality }}' for i in range(MAX_ALIASES + 1)
+    )
     errors = gql_errors(client, f"{{ {fields} }}")
     assert [e["extensions"]["code"] for e in errors] == ["GRAPHQL_VALIDATION_FAILED"]
     assert f"Allowed: {MAX_ALIASES}" in errors[0]["message"]
@@ -127,7 +128,7 @@ def test_too_many_tokens_via_get(client: FlaskClient) -> None:
 @strawberry.type
 class Node:
     @strawberry.field
-    def child(self) -> "Node":
+    def child(self) -> Node:
         return Node()
 
     name: str = "n"
@@ -153,8 +154,19 @@ def test_the_depth_limit() -> None:
     assert errors and f"exceeds maximum operation depth of {MAX_QUERY_DEPTH}" in errors[0].message
 
 
-@pytest.mark.parametrize("options", [{}, {"descriptions": True, "specified_by_url": True, "directive_is_repeatable": True,
-                                          "schema_description": True, "input_value_deprecation": True}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {
+            "descriptions": True,
+            "specified_by_url": True,
+            "directive_is_repeatable": True,
+            "schema_description": True,
+            "input_value_deprecation": True,
+        },
+    ],
+)
 def test_the_introspection_query_of_graphiql_still_runs(client: FlaskClient, options: dict[str, bool]) -> None:
     response = client.post("/graphql", json={"query": get_introspection_query(**options)})
     assert "errors" not in response.json

@@ -8,7 +8,8 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -18,8 +19,13 @@ from werkzeug.serving import make_server
 from web.logs import ACCESS_LOGGER, QuietRequestHandler
 
 # Values no other part of a log line could hold by chance (a date that is no timestamp).
-PHI = {"patient_id": "PHI-7731-XQ", "patient_name": "Leakwell^Henrietta", "study_date": "19870612",
-       "institution_name": "Saint Nowhere Infirmary", "study_description": "CONFIDENTIAL KNEE STUDY"}
+PHI = {
+    "patient_id": "PHI-7731-XQ",
+    "patient_name": "Leakwell^Henrietta",
+    "study_date": "19870612",
+    "institution_name": "Saint Nowhere Infirmary",
+    "study_description": "CONFIDENTIAL KNEE STUDY",
+}
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -46,9 +52,12 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFi
     yield caplog
 
 
-def test_a_full_round_trip_logs_no_patient_data(client: FlaskClient, put_dicom: Callable[..., str],
-                                                debug_logs: pytest.LogCaptureFixture,
-                                                capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_full_round_trip_logs_no_patient_data(
+    client: FlaskClient,
+    put_dicom: Callable[..., str],
+    debug_logs: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     # GIVEN a DICOM file holding recognisable patient data
     s3_path = put_dicom(**PHI)
     fields = "s3Path patientId studyDate modality institutionName studyDescription"
@@ -60,8 +69,9 @@ def test_a_full_round_trip_logs_no_patient_data(client: FlaskClient, put_dicom: 
     assert client.post("/upload-json-to-s3", json=live.json).status_code == 201
     mutation = "mutation($d: JSON!) { uploadJson(payload: $d) { s3Path } }"
     assert "errors" not in client.post("/graphql", json={"query": mutation, "variables": {"d": live.json}}).json
-    stored = wait_for(lambda: (r := client.get("/fetch-dicom-metadata", query_string={"s3_path": s3_path}))
-                      .status_code == 200 and r)
+    stored = wait_for(
+        lambda: (r := client.get("/fetch-dicom-metadata", query_string={"s3_path": s3_path})).status_code == 200 and r
+    )
     assert stored and stored.json == live.json
     stored_query = f'{{ storedMetadata(s3Path: "{s3_path}") {{ {fields} }} }}'
     assert client.get("/graphql", query_string={"query": stored_query}).json["data"]["storedMetadata"]
@@ -77,15 +87,18 @@ def test_a_full_round_trip_logs_no_patient_data(client: FlaskClient, put_dicom: 
     assert_no_phi(out + err)
 
 
-def test_unexpected_errors_do_not_log_the_arguments(client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch,
-                                                    debug_logs: pytest.LogCaptureFixture) -> None:
+def test_unexpected_errors_do_not_log_the_arguments(
+    client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch, debug_logs: pytest.LogCaptureFixture
+) -> None:
     def explode(s3_path: str) -> None:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(app.extensions["dicom_meta.managers"].dicom, "extract_metadata", explode)
     path = f"s3://data-apps-ex/dicom/{PHI['patient_id']}.dcm"
-    client.post("/graphql", json={"query": "query($p: String!) { dicomMetadata(s3Path: $p) { s3Path } }",
-                                  "variables": {"p": path}})
+    client.post(
+        "/graphql",
+        json={"query": "query($p: String!) { dicomMetadata(s3Path: $p) { s3Path } }", "variables": {"p": path}},
+    )
     client.get("/dicom-metadata", query_string={"s3_path": path})
     assert "disk on fire" in debug_logs.text  # the incident is logged…
     assert_no_phi(debug_logs.text)  # …without what the client asked for
@@ -93,8 +106,11 @@ def test_unexpected_errors_do_not_log_the_arguments(client: FlaskClient, app: Fl
 
 def test_one_json_line_per_request(client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
-    client.get("/dicom-metadata", query_string={"s3_path": "s3://data-apps-ex/dicom/absent.dcm"},
-               headers={"X-Request-ID": "req-log-1"})
+    client.get(
+        "/dicom-metadata",
+        query_string={"s3_path": "s3://data-apps-ex/dicom/absent.dcm"},
+        headers={"X-Request-ID": "req-log-1"},
+    )
     client.post("/graphql", json={"query": "{ __typename }"}, headers={"X-Request-ID": "req-log-2"})
     client.get("/no/such/route?s3_path=x", headers={"X-Request-ID": "req-log-3"})
     lines = {line["request_id"]: line for line in access_lines(caplog)}
@@ -110,10 +126,15 @@ def test_one_json_line_per_request(client: FlaskClient, caplog: pytest.LogCaptur
 
 def test_refusals_are_logged_too(client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
-    client.post("/upload-json-to-s3", data=b"x" * (1024 * 1024 + 1), content_type="application/json",
-                headers={"X-Request-ID": "req-big"})
-    assert [(line["route"], line["status"]) for line in access_lines(caplog)
-            if line["request_id"] == "req-big"] == [("/upload-json-to-s3", 413)]
+    client.post(
+        "/upload-json-to-s3",
+        data=b"x" * (1024 * 1024 + 1),
+        content_type="application/json",
+        headers={"X-Request-ID": "req-big"},
+    )
+    assert [(line["route"], line["status"]) for line in access_lines(caplog) if line["request_id"] == "req-big"] == [
+        ("/upload-json-to-s3", 413)
+    ]
 
 
 def test_the_dev_server_logs_no_urls(app: Flask, debug_logs: pytest.LogCaptureFixture) -> None:
@@ -123,9 +144,13 @@ def test_the_dev_server_logs_no_urls(app: Flask, debug_logs: pytest.LogCaptureFi
     thread.start()
     try:
         base = f"http://127.0.0.1:{server.server_port}"
-        for path in (f"/dicom-metadata?s3_path=s3://data-apps-ex/dicom/{PHI['patient_id']}.dcm",
-                     "/graphql?" + urllib.parse.urlencode({"query": f'{{ storedMetadata(s3Path: "s3://data-apps-ex/'
-                                                                   f'{PHI["study_date"]}") {{ s3Path }} }}'})):
+        for path in (
+            f"/dicom-metadata?s3_path=s3://data-apps-ex/dicom/{PHI['patient_id']}.dcm",
+            "/graphql?"
+            + urllib.parse.urlencode(
+                {"query": f'{{ storedMetadata(s3Path: "s3://data-apps-ex/{PHI["study_date"]}") {{ s3Path }} }}'}
+            ),
+        ):
             try:
                 urllib.request.urlopen(base + path.replace(" ", "%20"), timeout=10)
             except urllib.error.HTTPError:

@@ -13,9 +13,12 @@ NOT_REST_BLUEPRINTS = ("graphiql.",)
 def test_every_rest_route_is_documented(app: Flask, client: FlaskClient) -> None:
     # A route added to the app but not to rest/openapi.py PATHS fails here (and is not fuzzed).
     document = client.get("/openapi.json").json
-    served = {(rule.rule, method.lower()) for rule in app.url_map.iter_rules()
-              if rule.rule not in NOT_REST and not rule.endpoint.startswith(NOT_REST_BLUEPRINTS)
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    served = {
+        (rule.rule, method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.rule not in NOT_REST and not rule.endpoint.startswith(NOT_REST_BLUEPRINTS)
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
     assert served == documented
 

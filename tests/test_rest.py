@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -35,13 +36,24 @@ def test_health(client: FlaskClient) -> None:
 
 
 def test_dicom_metadata_answers_the_five_fields_in_order(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
-    s3_path = put_dicom(patient_id="P-7", study_date="20231231", modality="CT",
-                        institution_name="North Clinic", study_description="HEAD")
+    s3_path = put_dicom(
+        patient_id="P-7",
+        study_date="20231231",
+        modality="CT",
+        institution_name="North Clinic",
+        study_description="HEAD",
+    )
     response = client.get("/dicom-metadata", query_string={"s3_path": s3_path})
     assert response.status_code == 200
     assert list(response.json) == ["s3_path", *FIELDS]
-    assert response.json == {"s3_path": s3_path, "PatientID": "P-7", "StudyDate": "20231231", "Modality": "CT",
-                             "InstitutionName": "North Clinic", "StudyDescription": "HEAD"}
+    assert response.json == {
+        "s3_path": s3_path,
+        "PatientID": "P-7",
+        "StudyDate": "20231231",
+        "Modality": "CT",
+        "InstitutionName": "North Clinic",
+        "StudyDescription": "HEAD",
+    }
 
 
 @pytest.mark.parametrize("route", ["/dicom-metadata", "/fetch-dicom-metadata"])
@@ -68,8 +80,14 @@ def test_not_dicom(client: FlaskClient, put_object: Callable[[str, bytes], str])
 
 
 def test_upload_answers_the_json_path(client: FlaskClient, s3: Any) -> None:
-    body = {"s3_path": f"s3://{BUCKET}/dicom/a/anon-9.9.dcm", "PatientID": "X", "StudyDate": None,
-            "Modality": "CT", "InstitutionName": None, "StudyDescription": None}
+    body = {
+        "s3_path": f"s3://{BUCKET}/dicom/a/anon-9.9.dcm",
+        "PatientID": "X",
+        "StudyDate": None,
+        "Modality": "CT",
+        "InstitutionName": None,
+        "StudyDescription": None,
+    }
     response = client.post("/upload-json-to-s3", json=body)
     assert response.status_code == 201
     assert response.json == {"s3_path": f"s3://{BUCKET}/json/a/anon-9.9.json"}
@@ -105,15 +123,17 @@ def test_upload_errors(client: FlaskClient, data: bytes, status: int, code: str)
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
 def test_upload_needs_json_content_type(client: FlaskClient, content_type: str | None) -> None:
-    response = client.post("/upload-json-to-s3", data=b'{"s3_path": "s3://data-apps-ex/dicom/a.dcm"}',
-                           content_type=content_type)
+    response = client.post(
+        "/upload-json-to-s3", data=b'{"s3_path": "s3://data-apps-ex/dicom/a.dcm"}', content_type=content_type
+    )
     assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
 
 
 def test_upload_over_one_mib(client: FlaskClient, s3: Any) -> None:
     body = b'{"s3_path": "s3://data-apps-ex/dicom/big.dcm", "StudyDescription": "' + b"x" * (1024 * 1024) + b'"}'
-    assert_error(client.post("/upload-json-to-s3", data=body, content_type="application/json"), 413,
-                 "PAYLOAD_TOO_LARGE")
+    assert_error(
+        client.post("/upload-json-to-s3", data=body, content_type="application/json"), 413, "PAYLOAD_TOO_LARGE"
+    )
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="json/big")
 
 
@@ -122,16 +142,23 @@ def test_fetch_without_a_record(client: FlaskClient, put_dicom: Callable[..., st
     assert_error(client.get("/fetch-dicom-metadata", query_string={"s3_path": s3_path}), 404, "NOT_FOUND")
 
 
-@pytest.mark.parametrize(("method", "route", "status", "code"),
-                         [("GET", "/no-such-route", 404, "NOT_FOUND"), ("DELETE", "/health", 405, "METHOD_NOT_ALLOWED"),
-                          ("GET", "/upload-json-to-s3", 405, "METHOD_NOT_ALLOWED")])
-def test_unknown_routes_and_methods_answer_json(client: FlaskClient, method: str, route: str, status: int,
-                                                code: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "route", "status", "code"),
+    [
+        ("GET", "/no-such-route", 404, "NOT_FOUND"),
+        ("DELETE", "/health", 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/upload-json-to-s3", 405, "METHOD_NOT_ALLOWED"),
+    ],
+)
+def test_unknown_routes_and_methods_answer_json(
+    client: FlaskClient, method: str, route: str, status: int, code: str
+) -> None:
     assert_error(client.open(route, method=method), status, code)
 
 
-def test_unexpected_errors_are_scrubbed(client: FlaskClient, app: Any, monkeypatch: pytest.MonkeyPatch,
-                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_unexpected_errors_are_scrubbed(
+    client: FlaskClient, app: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     def explode(s3_path: str) -> None:
         raise RuntimeError("secret internal detail")
 
@@ -165,8 +192,9 @@ def _closed_port() -> int:
     ],
 )
 def test_dead_endpoint_is_upstream_unavailable_in_seconds(method: str, route: str, kwargs: dict[str, Any]) -> None:
-    dead = create_app({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}",
-                       "AWS_CREDENTIALS": Credentials("x", "y")}).test_client()
+    dead = create_app(
+        {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}", "AWS_CREDENTIALS": Credentials("x", "y")}
+    ).test_client()
     started = time.monotonic()
     response = dead.open(route, method=method, **kwargs)
     assert time.monotonic() - started < 5

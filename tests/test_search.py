@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -30,14 +31,16 @@ def make_records(count: int = 300) -> list[dict[str, str | None]]:
     records = []
     for n in range(count):
         date = f"{rng.choice((2022, 2023, 2024))}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
-        records.append({
-            "s3_path": f"s3://{BUCKET}/dicom/search/anon-{n:04d}.dcm",
-            "PatientID": None if n % 97 == 0 else f"P{n % 20:03d}",
-            "StudyDate": None if n % 41 == 0 else date,
-            "Modality": None if n % 53 == 0 else MODALITIES[n % 5],
-            "InstitutionName": INSTITUTIONS[n % 3],
-            "StudyDescription": f"study {n}",
-        })
+        records.append(
+            {
+                "s3_path": f"s3://{BUCKET}/dicom/search/anon-{n:04d}.dcm",
+                "PatientID": None if n % 97 == 0 else f"P{n % 20:03d}",
+                "StudyDate": None if n % 41 == 0 else date,
+                "Modality": None if n % 53 == 0 else MODALITIES[n % 5],
+                "InstitutionName": INSTITUTIONS[n % 3],
+                "StudyDescription": f"study {n}",
+            }
+        )
     # Two records on the bounds' very days, to test inclusiveness.
     records[1]["StudyDate"], records[2]["StudyDate"] = "20230101", "20231231"
     return records
@@ -84,15 +87,22 @@ def counter(search_managers: tuple[Managers, CallCounter]) -> CallCounter:
     return search_managers[1]
 
 
-def expected(patient_id: str | None = None, modality: str | None = None, institution_name: str | None = None,
-             low: str | None = None, high: str | None = None) -> list[str]:
+def expected(
+    patient_id: str | None = None,
+    modality: str | None = None,
+    institution_name: str | None = None,
+    low: str | None = None,
+    high: str | None = None,
+) -> list[str]:
     def matches(r: dict[str, str | None]) -> bool:
         date = r["StudyDate"]
-        return ((patient_id is None or r["PatientID"] == patient_id)
-                and (modality is None or r["Modality"] == modality)
-                and (institution_name is None or r["InstitutionName"] == institution_name)
-                and (low is None or (date is not None and date >= low))
-                and (high is None or (date is not None and date <= high)))
+        return (
+            (patient_id is None or r["PatientID"] == patient_id)
+            and (modality is None or r["Modality"] == modality)
+            and (institution_name is None or r["InstitutionName"] == institution_name)
+            and (low is None or (date is not None and date >= low))
+            and (high is None or (date is not None and date <= high))
+        )
 
     hits = [r for r in RECORDS if matches(r)]
     return [r["s3_path"] for r in sorted(hits, key=lambda r: (r["StudyDate"] or "", r["s3_path"]))]
@@ -133,14 +143,18 @@ CRITERIA = [
 def _expected_for(criteria: dict[str, str]) -> list[str]:
     low = criteria.get("study_date_from")
     high = criteria.get("study_date_to")
-    return expected(criteria.get("patient_id"), criteria.get("modality"), criteria.get("institution_name"),
-                    low.replace("-", "") if low else None, high.replace("-", "") if high else None)
+    return expected(
+        criteria.get("patient_id"),
+        criteria.get("modality"),
+        criteria.get("institution_name"),
+        low.replace("-", "") if low else None,
+        high.replace("-", "") if high else None,
+    )
 
 
 @pytest.mark.parametrize("criteria", CRITERIA, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 @pytest.mark.parametrize("page_size", [7, 500])
-def test_pages_return_every_match_once_in_order(managers: Managers, criteria: dict[str, str],
-                                               page_size: int) -> None:
+def test_pages_return_every_match_once_in_order(managers: Managers, criteria: dict[str, str], page_size: int) -> None:
     assert all_pages(managers, page_size, **criteria) == _expected_for(criteria)
 
 
@@ -151,10 +165,10 @@ def test_the_corpus_is_big_and_varied_enough() -> None:
     assert f"s3://{BUCKET}/dicom/search/anon-0002.dcm" in expected(low="20231231", high="20231231")
 
 
-@pytest.mark.parametrize("criteria", [c for c in CRITERIA if set(c) - {"institution_name"}],
-                         ids=lambda c: ",".join(c))
-def test_patient_modality_and_date_filters_never_scan(managers: Managers, counter: CallCounter,
-                                                      criteria: dict[str, str]) -> None:
+@pytest.mark.parametrize("criteria", [c for c in CRITERIA if set(c) - {"institution_name"}], ids=lambda c: ",".join(c))
+def test_patient_modality_and_date_filters_never_scan(
+    managers: Managers, counter: CallCounter, criteria: dict[str, str]
+) -> None:
     all_pages(managers, 10, **criteria)
     assert counter.calls["Scan"] == 0
     assert counter.calls["Query"] > 0 or not _expected_for(criteria)
@@ -173,8 +187,13 @@ def test_records_without_values_still_store_and_fetch(managers: Managers) -> Non
 
 @pytest.mark.parametrize(
     "criteria",
-    [{"study_date_from": "2024-13-01"}, {"study_date_to": "20240230"}, {"study_date_from": "2024"},
-     {"study_date_from": "yesterday"}, {"study_date_from": "20240201", "study_date_to": "20240101"}],
+    [
+        {"study_date_from": "2024-13-01"},
+        {"study_date_to": "20240230"},
+        {"study_date_from": "2024"},
+        {"study_date_from": "yesterday"},
+        {"study_date_from": "20240201", "study_date_to": "20240101"},
+    ],
 )
 def test_bad_dates(criteria: dict[str, str]) -> None:
     with pytest.raises(InvalidArgument):
@@ -191,8 +210,13 @@ def test_bad_cursors(managers: Managers) -> None:
     cursor = resolvers.search_metadata(managers, search_filter(modality="CT"), 5).next_cursor
     assert cursor
     payload, signature = cursor.split(".")
-    tampered = [payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + signature,
-                "not-a-cursor", cursor + "x", "a.b.c", ""]
+    tampered = [
+        payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + signature,
+        "not-a-cursor",
+        cursor + "x",
+        "a.b.c",
+        "",
+    ]
     for bad in tampered:
         with pytest.raises(InvalidCursor):
             resolvers.search_metadata(managers, search_filter(modality="CT"), 5, bad)
@@ -211,8 +235,11 @@ def test_graphql_search_pages(managers: Managers) -> None:
     seen: list[str] = []
     after = None
     while True:
-        result = schema.execute_sync(SEARCH, variable_values={"f": {"modality": "PT", "studyDateFrom": "2023-01-01"},
-                                                              "first": 9, "after": after}, context_value=context)
+        result = schema.execute_sync(
+            SEARCH,
+            variable_values={"f": {"modality": "PT", "studyDateFrom": "2023-01-01"}, "first": 9, "after": after},
+            context_value=context,
+        )
         assert not result.errors
         page = result.data["searchMetadata"]
         assert all(item["modality"] == "PT" for item in page["items"])
@@ -223,11 +250,14 @@ def test_graphql_search_pages(managers: Managers) -> None:
     assert seen == expected(modality="PT", low="20230101")
 
 
-@pytest.mark.parametrize(("variables", "code"), [
-    ({"f": {"studyDateFrom": "2023-02-30"}}, "INVALID_ARGUMENT"),
-    ({"f": {"modality": "CT"}, "first": 0}, "INVALID_ARGUMENT"),
-    ({"f": {"modality": "CT"}, "after": "bogus"}, "INVALID_CURSOR"),
-])
+@pytest.mark.parametrize(
+    ("variables", "code"),
+    [
+        ({"f": {"studyDateFrom": "2023-02-30"}}, "INVALID_ARGUMENT"),
+        ({"f": {"modality": "CT"}, "first": 0}, "INVALID_ARGUMENT"),
+        ({"f": {"modality": "CT"}, "after": "bogus"}, "INVALID_CURSOR"),
+    ],
+)
 def test_graphql_search_errors(app: Flask, managers: Managers, variables: dict[str, Any], code: str) -> None:
     client = create_app({"MANAGERS": managers}).test_client()
     result = client.post("/graphql", json={"query": SEARCH, "variables": variables}).json
@@ -239,9 +269,15 @@ def rest(managers: Managers) -> Any:
     return create_app({"MANAGERS": managers}).test_client()
 
 
-@pytest.mark.parametrize(("query", "low", "high"), [
-    ("20230101-20231231", "20230101", "20231231"), ("-20220315", None, "20220315"),
-    ("20240601-", "20240601", None), ("20230101", "20230101", "20230101")])
+@pytest.mark.parametrize(
+    ("query", "low", "high"),
+    [
+        ("20230101-20231231", "20230101", "20231231"),
+        ("-20220315", None, "20220315"),
+        ("20240601-", "20240601", None),
+        ("20230101", "20230101", "20230101"),
+    ],
+)
 def test_rest_search_date_ranges(rest: Any, query: str, low: str | None, high: str | None) -> None:
     paths: list[str] = []
     cursor = None
@@ -264,15 +300,18 @@ def test_rest_search_items_have_the_record_shape(rest: Any) -> None:
     assert list(items[0]) == ["s3_path", "PatientID", "StudyDate", "Modality", "InstitutionName", "StudyDescription"]
 
 
-@pytest.mark.parametrize(("params", "status", "code"), [
-    ({"StudyDate": "2024-2025-01"}, 400, "INVALID_ARGUMENT"),
-    ({"StudyDate": "20241301-"}, 400, "INVALID_ARGUMENT"),
-    ({"limit": "many"}, 400, "INVALID_ARGUMENT"),
-    ({"limit": "0"}, 400, "INVALID_ARGUMENT"),
-    ({"limit": "501"}, 400, "INVALID_ARGUMENT"),
-    ({"PatientId": "P001"}, 400, "INVALID_ARGUMENT"),
-    ({"Modality": "CT", "cursor": "tampered"}, 400, "INVALID_CURSOR"),
-])
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({"StudyDate": "2024-2025-01"}, 400, "INVALID_ARGUMENT"),
+        ({"StudyDate": "20241301-"}, 400, "INVALID_ARGUMENT"),
+        ({"limit": "many"}, 400, "INVALID_ARGUMENT"),
+        ({"limit": "0"}, 400, "INVALID_ARGUMENT"),
+        ({"limit": "501"}, 400, "INVALID_ARGUMENT"),
+        ({"PatientId": "P001"}, 400, "INVALID_ARGUMENT"),
+        ({"Modality": "CT", "cursor": "tampered"}, 400, "INVALID_CURSOR"),
+    ],
+)
 def test_rest_search_errors(rest: Any, params: dict[str, str], status: int, code: str) -> None:
     response = rest.get("/search-metadata", query_string=params)
     assert response.status_code == status

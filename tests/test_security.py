@@ -31,9 +31,15 @@ def assert_unauthenticated(response: Any) -> None:
 @pytest.fixture(scope="module")
 def secured_app(local_aws: LocalAWS) -> Flask:
     """The app with two API keys and one allowed browser origin."""
-    return create_app({"TESTING": True, "AWS_ENDPOINT_URL": local_aws.endpoint_url,
-                       "AWS_CREDENTIALS": local_aws.credentials, "API_KEYS": [KEY, OTHER_KEY],
-                       "CORS_ORIGINS": ORIGIN})
+    return create_app(
+        {
+            "TESTING": True,
+            "AWS_ENDPOINT_URL": local_aws.endpoint_url,
+            "AWS_CREDENTIALS": local_aws.credentials,
+            "API_KEYS": [KEY, OTHER_KEY],
+            "CORS_ORIGINS": ORIGIN,
+        }
+    )
 
 
 @pytest.fixture
@@ -54,25 +60,43 @@ GUARDED = [
 
 
 @pytest.mark.parametrize(("method", "route", "kwargs"), GUARDED)
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"},
-                                     {"Authorization": f"Basic {KEY}"}, {"Authorization": "Bearer"},
-                                     {"X-API-Key": KEY[:-1]}, {"X-API-Key": KEY + "x"}])
-def test_every_route_refuses_a_missing_or_wrong_key(secured: FlaskClient, method: str, route: str,
-                                                   kwargs: dict[str, Any], headers: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"X-API-Key": "wrong"},
+        {"Authorization": f"Basic {KEY}"},
+        {"Authorization": "Bearer"},
+        {"X-API-Key": KEY[:-1]},
+        {"X-API-Key": KEY + "x"},
+    ],
+)
+def test_every_route_refuses_a_missing_or_wrong_key(
+    secured: FlaskClient, method: str, route: str, kwargs: dict[str, Any], headers: dict[str, str]
+) -> None:
     kwargs = {**kwargs, "headers": {**kwargs.get("headers", {}), **headers}}
     assert_unauthenticated(secured.open(route, method=method, **kwargs))
 
 
-@pytest.mark.parametrize("headers", [{"Authorization": f"Bearer {KEY}"}, {"authorization": f"bearer {OTHER_KEY}"},
-                                     {"X-API-Key": KEY}, {"X-API-Key": OTHER_KEY}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": f"Bearer {KEY}"},
+        {"authorization": f"bearer {OTHER_KEY}"},
+        {"X-API-Key": KEY},
+        {"X-API-Key": OTHER_KEY},
+    ],
+)
 def test_either_header_with_any_key_is_let_in(secured: FlaskClient, headers: dict[str, str]) -> None:
     assert secured.get("/dicom-metadata", query_string={"s3_path": SEEDED}, headers=headers).status_code == 200
     result = secured.post("/graphql", json=GRAPHQL_QUERY, headers=headers)
     assert result.json == {"data": {"dicomMetadata": {"modality": "CT"}}}
 
 
-def test_nothing_runs_before_the_key_check(secured: FlaskClient, secured_app: Flask,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nothing_runs_before_the_key_check(
+    secured: FlaskClient, secured_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def must_not_run(*args: Any) -> None:
         raise AssertionError("a resolver ran without a key")
 
@@ -94,8 +118,14 @@ def test_graphiql_assets_need_no_key(local_aws: LocalAWS, tmp_path: Path) -> Non
     for name in graphiql.VENDOR_ASSETS.values():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("/* asset */")
-    app = create_app({"AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials,
-                      "API_KEYS": [KEY], "GRAPHIQL_NODE_MODULES": tmp_path})
+    app = create_app(
+        {
+            "AWS_ENDPOINT_URL": local_aws.endpoint_url,
+            "AWS_CREDENTIALS": local_aws.credentials,
+            "API_KEYS": [KEY],
+            "GRAPHIQL_NODE_MODULES": tmp_path,
+        }
+    )
     client = app.test_client()
     # WHEN a browser loads the page and its scripts without a key THEN they are served
     assert client.get("/graphql", headers={"Accept": "text/html"}).status_code == 200
@@ -140,26 +170,34 @@ def test_a_key_setting_without_keys_fails_closed(environ: dict[str, str]) -> Non
 
 def test_create_app_reads_the_keys_from_the_environment(local_aws: LocalAWS, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_KEYS", KEY)
-    client = create_app({"AWS_ENDPOINT_URL": local_aws.endpoint_url,
-                         "AWS_CREDENTIALS": local_aws.credentials}).test_client()
+    client = create_app(
+        {"AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials}
+    ).test_client()
     assert_unauthenticated(client.get("/dicom-metadata", query_string={"s3_path": SEEDED}))
-    assert client.get("/dicom-metadata", query_string={"s3_path": SEEDED}, headers={"X-API-Key": KEY}).status_code == 200
+    assert (
+        client.get("/dicom-metadata", query_string={"s3_path": SEEDED}, headers={"X-API-Key": KEY}).status_code == 200
+    )
 
 
 def test_an_open_api_warns_at_startup(local_aws: LocalAWS, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        create_app({"AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials,
-                    "API_KEYS": None})
-        create_app({"AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials,
-                    "API_KEYS": [KEY]})
+        create_app(
+            {"AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials, "API_KEYS": None}
+        )
+        create_app(
+            {"AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials, "API_KEYS": [KEY]}
+        )
     warnings = [r for r in caplog.records if "API_KEYS is not set" in r.getMessage()]
     assert len(warnings) == 1
 
 
 # --- CORS -------------------------------------------------------------------------------------
 
-PREFLIGHT = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST",
-             "Access-Control-Request-Headers": "authorization, content-type, x-request-id"}
+PREFLIGHT = {
+    "Origin": ORIGIN,
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization, content-type, x-request-id",
+}
 
 
 @pytest.mark.parametrize("route", ["/graphql", "/upload-json-to-s3", "/dicom-metadata"])
@@ -201,8 +239,16 @@ def test_no_origin_is_allowed_by_default(client: FlaskClient) -> None:
 
 def test_origins_setting() -> None:
     assert parse_origins(None) == []
-    assert parse_origins("https://a.example, http://localhost:3000/ ,") == ["https://a.example", "http://localhost:3000"]
+    assert parse_origins("https://a.example, http://localhost:3000/ ,") == [
+        "https://a.example",
+        "http://localhost:3000",
+    ]
     assert parse_origins("*") == ["*"]
-    for bad in ("https://*.example.org", "a.example.org", "https://a.example|https://b.example(", "*,https://a.example"):
+    for bad in (
+        "https://*.example.org",
+        "a.example.org",
+        "https://a.example|https://b.example(",
+        "*,https://a.example",
+    ):
         with pytest.raises(ValueError):
             parse_origins(bad)

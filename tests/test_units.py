@@ -33,8 +33,14 @@ def test_json_key_for(dicom_key: str, json_key: str) -> None:
 
 @pytest.mark.parametrize(
     ("path", "error"),
-    [(None, MissingParameter), ("", MissingParameter), ("s3:/x/y", InvalidS3Path), ("s3://x", InvalidS3Path),
-     ("s3:///key", InvalidS3Path), ("s3://other/key", ForbiddenBucket)],
+    [
+        (None, MissingParameter),
+        ("", MissingParameter),
+        ("s3:/x/y", InvalidS3Path),
+        ("s3://x", InvalidS3Path),
+        ("s3:///key", InvalidS3Path),
+        ("s3://other/key", ForbiddenBucket),
+    ],
 )
 def test_parse_s3_path_errors(path: str | None, error: type[Exception]) -> None:
     with pytest.raises(error):
@@ -95,7 +101,8 @@ def test_s3_answers_become_domain_errors(code: str, status: int, error: type[Exc
 def test_dynamodb_throttling_is_upstream_unavailable() -> None:
     manager = DynamoDBManager("AK", "SK")
     with Stubber(manager.client) as stub:
-        stub.add_client_error("get_item", service_error_code="ProvisionedThroughputExceededException",
-                              http_status_code=400)
+        stub.add_client_error(
+            "get_item", service_error_code="ProvisionedThroughputExceededException", http_status_code=400
+        )
         with pytest.raises(UpstreamUnavailable):
             manager.get_record("s3://data-apps-ex/dicom/a.dcm")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from flask import Flask, current_app, request
 

@@ -6,7 +6,7 @@ adds the headers to error answers too (a browser app must be able to read a 401 
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from flask import Flask
 from flask_cors import CORS

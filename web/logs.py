@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -54,7 +54,7 @@ def _log_request(response: Response) -> Response:
     started = g.get("started", time.perf_counter())
     rule = request.url_rule.rule if request.url_rule is not None else None
     line: dict[str, Any] = {
-        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "method": request.method,
         "route": rule,
         "status": response.status_code,
