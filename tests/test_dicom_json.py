@@ -16,8 +16,9 @@ from flask.testing import FlaskClient
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from local.samples import SampleSpec, build_file
-from managers.DicomManager import BULK_DATA_THRESHOLD
+from errors import UpstreamUnavailable
+from local.samples import SampleSpec, build_file, bundled_file
+from managers.DicomManager import BULK_DATA_THRESHOLD, DEFER_SIZE, json_model, read_header, tag_of
 
 BUCKET = "data-apps-ex"
 
@@ -190,8 +191,8 @@ def test_one_malformed_element_does_not_cost_the_header(
 ) -> None:
     # badVR.dcm's NumberOfFrames (IS) holds "1A": left out, the rest served (dcm2json serves the rest too).
     caplog.set_level(logging.DEBUG)
-    data = Path(get_testdata_file("badVR.dcm", download=False)).read_bytes()
-    result = gql(client, JSON_LIVE, p=put_object("dicom/json/badVR.dcm", data))
+    name, data = bundled_file("badVR.dcm")
+    result = gql(client, JSON_LIVE, p=put_object(f"dicom/json/{name}", data))
     assert "errors" not in result
     model = result["data"]["dicomMetadata"]["dicomJson"]
     assert "00280008" not in model
@@ -201,3 +202,29 @@ def test_one_malformed_element_does_not_cost_the_header(
     assert len(model) == 43  # dcm2json's 45 less NumberOfFrames and the pixel data (never read)
     # The bad value is file content: no log line may quote it.
     assert "'1A'" not in caplog.text
+
+
+class FailingAfterParse(io.BytesIO):
+    """A stream that fails as S3 would once the header is parsed (a fault injected on purpose)."""
+
+    failing = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.failing:
+            raise UpstreamUnavailable("S3 timed out")
+        return super().read(size)
+
+
+def test_an_upstream_failure_is_not_taken_for_a_malformed_element() -> None:
+    # A value longer than DEFER_SIZE is read when converted; S3 failing then must surface
+    # (UPSTREAM_UNAVAILABLE), not yield a header silently missing that element.
+    ds = dcmread(io.BytesIO(build_file(SampleSpec())))
+    ds.TableOfParameterValues = [0.5] * (DEFER_SIZE // 2)  # FL: numbers, not bulk, but deferred
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    stream = FailingAfterParse(buffer.getvalue())
+    header = read_header(stream)
+    assert json_model(header, [tag_of("PatientID")]) == {"00100020": {"vr": "LO", "Value": ["PAT-0001"]}}
+    stream.failing = True
+    with pytest.raises(UpstreamUnavailable):
+        json_model(header)
