@@ -266,7 +266,13 @@ def _person_name(text: str) -> dict[str, str] | None:
 
 
 def _text_value(value: Any) -> str:
-    return str(value)
+    # Trailing spaces pad a value; leading ones are text in DA, DT, LT, ST, TM, UC, UR, UT.
+    return str(value).rstrip(" ")
+
+
+def _trimmed_value(value: Any) -> str:
+    # AE, CS, LO and SH: leading spaces are insignificant too (PS3.5 6.2); pydicom keeps them.
+    return str(value).strip(" ")
 
 
 def _int_value(value: Any) -> int:
@@ -288,7 +294,8 @@ def _tag_value(value: Any) -> str:
 # How each VR's values become JSON values (PS3.18 F.2.3): IS, DS and the binary numbers as
 # numbers, AT as "ggggeeee", the rest as strings. PN and SQ have their own shapes.
 _VALUE_OF: dict[str, Callable[[Any], Any]] = {
-    **dict.fromkeys(("AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"), _text_value),
+    **dict.fromkeys(("AS", "DA", "DT", "LT", "ST", "TM", "UC", "UI", "UR", "UT"), _text_value),
+    **dict.fromkeys(("AE", "CS", "LO", "SH"), _trimmed_value),
     **dict.fromkeys(("IS", "SL", "SS", "SV", "UL", "US", "UV"), _int_value),
     # FL as the double pydicom widens it to: the float32's exact value (dcm2json rounds it to 9 digits).
     **dict.fromkeys(("DS", "FD", "FL"), _float_value),

@@ -4,7 +4,9 @@ Every file of ``pydicom.data.get_testdata_files()`` that dcm2json converts is re
 ``read_header`` and ``json_model`` and compared with dcm2json's output (Debian's ``dcmtk``
 package; ``.ci/run`` installs it, a local run without it skips). dcm2json is run with its
 defaults: it has no option to leave bulk data out, and its format options change only
-whitespace, so both sides are parsed and compared as JSON values.
+whitespace, so both sides are parsed and compared as JSON values. Values the corpus holds
+few of (empty PN components and groups, empty values, padding, signs) are written into
+files of their own and compared the same way.
 
 How values compare:
 - Binary VRs (OB, OD, OF, OL, OV, OW, UN) are left aside: we leave bulk data and the pixel
@@ -21,6 +23,7 @@ How values compare:
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shutil
@@ -30,8 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydicom import dcmread
 from pydicom.data import get_testdata_files
 
+from local.samples import SampleSpec, build_file
 from managers.DicomManager import json_model, read_header
 
 DCM2JSON = shutil.which("dcm2json")
@@ -131,3 +136,49 @@ def test_the_allowances_still_differ() -> None:
         reference = dcm2json(path)
         assert reference is not None and tag in reference
         assert tag not in ours(path)
+
+
+# Values the corpus has few of, each written into a file of its own: empty components,
+# groups and values, padding, signs and leading zeros.
+EDGE_VALUES = {
+    ("PN", 0x00101001): [
+        "^^^^",
+        "OB^^^^",
+        "^John",
+        "A^^B",
+        " Doe ^ John ",
+        "A^ ^B",
+        "=Ideo",
+        "A==Phon",
+        "A^^^^=^^",
+        "^^=^^=X",
+        "A=B=C=D",
+        "A^B^C^D^E^F",
+        "A\\\\B",
+        "\\",
+        "^^\\^^",
+        "A\\",
+        "  ",
+    ],
+    ("CS", 0x00080008): ["A\\\\B", "\\", "\\B", "A\\", " A \\ B", "  "],
+    ("DS", 0x00200032): ["1.5\\\\-2", "\\", "+1.0", "01", " 2.50 ", ".5", "-0.0", "1e3"],
+    ("IS", 0x00201041): ["+5", "007", "5\\\\6", "-0"],
+    ("LO", 0x00101000): [" X ", "A\\\\B"],
+    ("ST", 0x00324000): [" a\\b "],
+    ("UT", 0x00400280): ["  text  ", ""],
+}
+
+
+@pytest.mark.parametrize(
+    ("vr", "tag", "value"),
+    [(vr, tag, value) for (vr, tag), values in EDGE_VALUES.items() for value in values],
+)
+def test_edge_values_agree_with_dcm2json(vr: str, tag: int, value: str, tmp_path: Path) -> None:
+    ds = dcmread(io.BytesIO(build_file(SampleSpec())))
+    ds.add_new(tag, vr, value)
+    path = tmp_path / "edge.dcm"
+    ds.save_as(path)
+    reference = dcm2json(str(path))
+    assert reference is not None
+    key = f"{tag:08X}"
+    assert ours(str(path)).get(key) == reference.get(key)
