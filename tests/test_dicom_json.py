@@ -1,8 +1,12 @@
-"""dicomJson (PS3.18 Annex F) against pydicom's own to_json_dict, and dicomFiles listing."""
+"""dicomJson (PS3.18 Annex F) against pydicom's own to_json_dict, and dicomFiles listing.
+
+tests/test_dicom_json_dcmtk.py holds it to dcmtk's dcm2json, the reference.
+"""
 
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,8 +16,9 @@ from flask.testing import FlaskClient
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from local.samples import SampleSpec, build_file
-from managers.DicomManager import BULK_DATA_THRESHOLD
+from errors import UpstreamUnavailable
+from local.samples import SampleSpec, build_file, bundled_file
+from managers.DicomManager import BULK_DATA_THRESHOLD, DEFER_SIZE, json_model, read_header, tag_of
 
 BUCKET = "data-apps-ex"
 
@@ -62,7 +67,12 @@ def test_whole_header_matches_pydicom(client: FlaskClient, put_object: Callable[
     result = gql(client, JSON_LIVE, p=s3_path)
     assert "errors" not in result
     model = result["data"]["dicomMetadata"]["dicomJson"]
-    assert model == pydicom_model(data)
+    expected = pydicom_model(data)
+    if name in {"CT_small.dcm", "waveform_ecg.dcm"}:
+        # dcm2json proves pydicom wrong on these ISO_IR 100 files: once decoded, the JSON text
+        # is UTF-8, so the model says ISO_IR 192 (tests/test_dicom_json_dcmtk.py checks it all).
+        expected["00080005"] = {"vr": "CS", "Value": ["ISO_IR 192"]}
+    assert model == expected
     assert "7FE00010" not in model  # pixel data is never in it
 
 
@@ -138,3 +148,83 @@ def test_dicom_files_cursor_rules(client: FlaskClient) -> None:
     assert [e["extensions"]["code"] for e in other["errors"]] == ["INVALID_CURSOR"]
     too_many = gql(client, FILES, first=1001)
     assert [e["extensions"]["code"] for e in too_many["errors"]] == ["INVALID_ARGUMENT"]
+
+
+def test_empty_values_and_person_names_as_dcm2json_writes_them(
+    client: FlaskClient, put_object: Callable[[str, bytes], str]
+) -> None:
+    ds = dcmread(io.BytesIO(build_file(SampleSpec(character_set="ISO_IR 192", patient_name="OB^^^^"))))
+    ds.ReferringPhysicianName = "^^^^"  # separators only: no value at all
+    ds.OtherPatientNames = ["Doe^John^^^", "", " Yamada ^Tarou= 山田^太郎 =やまだ^たろう^"]
+    ds.ImageType = ["ORIGINAL", "", "AXIAL"]  # an empty value among others is null (F.2.5)
+    ds.ImagePositionPatient = ["1.5", "", "-2"]
+    ds.add_new(0x00281050, "DS", "\\")  # WindowCenter holding only empty values: no value
+    ds.ReferencedImageSequence = []  # an empty sequence has no value either
+    ds.add_new(0x00100000, "UL", 0)  # a group length: retired, left out
+    ds.add_new(0x00189087, "FD", float("nan"))  # DiffusionBValue: JSON has no NaN, left out
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    model = gql(client, JSON_LIVE, p=put_object("dicom/json/empties.dcm", buffer.getvalue()))["data"]["dicomMetadata"][
+        "dicomJson"
+    ]
+    assert model["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "OB"}]}
+    assert model["00080090"] == {"vr": "PN"}
+    assert model["00101001"] == {
+        "vr": "PN",
+        "Value": [
+            {"Alphabetic": "Doe^John"},
+            None,
+            {"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎", "Phonetic": "やまだ^たろう"},
+        ],
+    }
+    assert model["00080008"] == {"vr": "CS", "Value": ["ORIGINAL", None, "AXIAL"]}
+    assert model["00200032"] == {"vr": "DS", "Value": [1.5, None, -2.0]}
+    assert model["00281050"] == {"vr": "DS"}
+    assert model["00081140"] == {"vr": "SQ"}
+    assert "00100000" not in model and "00189087" not in model
+    assert model["00080005"] == {"vr": "CS", "Value": ["ISO_IR 192"]}
+    assert model["00100020"] == {"vr": "LO", "Value": ["PAT-0001"]}
+
+
+def test_one_malformed_element_does_not_cost_the_header(
+    client: FlaskClient, put_object: Callable[[str, bytes], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # badVR.dcm's NumberOfFrames (IS) holds "1A": left out, the rest served (dcm2json serves the rest too).
+    caplog.set_level(logging.DEBUG)
+    name, data = bundled_file("badVR.dcm")
+    result = gql(client, JSON_LIVE, p=put_object(f"dicom/json/{name}", data))
+    assert "errors" not in result
+    model = result["data"]["dicomMetadata"]["dicomJson"]
+    assert "00280008" not in model
+    assert model["00280010"] == {"vr": "US", "Value": [10]}
+    assert model["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "Lastname^Firstname"}]}
+    assert model["3004000C"]["Value"][:3] == [0.0, 5.0, 10.0]
+    assert len(model) == 43  # dcm2json's 45 less NumberOfFrames and the pixel data (never read)
+    # The bad value is file content: no log line may quote it.
+    assert "'1A'" not in caplog.text
+
+
+class FailingAfterParse(io.BytesIO):
+    """A stream that fails as S3 would once the header is parsed (a fault injected on purpose)."""
+
+    failing = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.failing:
+            raise UpstreamUnavailable("S3 timed out")
+        return super().read(size)
+
+
+def test_an_upstream_failure_is_not_taken_for_a_malformed_element() -> None:
+    # A value longer than DEFER_SIZE is read when converted; S3 failing then must surface
+    # (UPSTREAM_UNAVAILABLE), not yield a header silently missing that element.
+    ds = dcmread(io.BytesIO(build_file(SampleSpec())))
+    ds.TableOfParameterValues = [0.5] * (DEFER_SIZE // 2)  # FL: numbers, not bulk, but deferred
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    stream = FailingAfterParse(buffer.getvalue())
+    header = read_header(stream)
+    assert json_model(header, [tag_of("PatientID")]) == {"00100020": {"vr": "LO", "Value": ["PAT-0001"]}}
+    stream.failing = True
+    with pytest.raises(UpstreamUnavailable):
+        json_model(header)
