@@ -24,8 +24,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-# Fixed UIDs so the README's and the banner's examples name files that exist on every run.
-SEED_UID_ROOT = "1.2.826.0.1.3680043.8.498.1."
+from seeds import SEED_UID_ROOT
 
 # pydicom's bundled files that make good seeds: small, uncompressed headers, varied.
 BUNDLED_SEEDS: tuple[str, ...] = ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "waveform_ecg.dcm")

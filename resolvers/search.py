@@ -56,7 +56,8 @@ def search_metadata(managers: Managers, criteria: SearchFilter, first: int = 50,
     """Return one page of stored records matching ``criteria``, by StudyDate then path."""
     check_page_size(first, MAX_SEARCH_PAGE)
     query = fingerprint("searchMetadata", asdict(criteria))
-    items, position = managers.dynamodb.search(criteria, first, decode_cursor(query, after))
+    after_position = decode_cursor(query, after, fields=("partition", "path", "sort"))
+    items, position = managers.dynamodb.search(criteria, first, after_position)
     return Page(items=items, next_cursor=encode_cursor(query, position))
 
 
@@ -64,7 +65,7 @@ def list_dicom_files(managers: Managers, prefix: str = "dicom/", first: int = 10
     """Return one page of the objects under ``prefix``, in key order."""
     check_page_size(first, MAX_FILES_PAGE)
     query = fingerprint("dicomFiles", {"prefix": prefix})
-    position = decode_cursor(query, after)
+    position = decode_cursor(query, after, fields=("token",))
     objects, token = managers.s3.list_objects(prefix, first, position["token"] if position else None)
     files = [DicomFile(s3_path=path, size=size, last_modified=modified) for path, size, modified in objects]
     return Page(items=files, next_cursor=encode_cursor(query, {"token": token} if token else None))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, current_app, jsonify, request
 
 import resolvers
 from errors import InvalidArgument, InvalidPayload, NotFound, UnsupportedMediaType
-from managers.bundle import Managers
+
+if TYPE_CHECKING:
+    from managers.bundle import Managers
 
 bp = Blueprint("rest", __name__)
 

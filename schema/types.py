@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, NewType
+from typing import TYPE_CHECKING, Annotated, Any, NewType
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 import resolvers
-from managers.bundle import Managers
 from resolvers import ExtractionFailure
+
+if TYPE_CHECKING:
+    from managers.bundle import Managers
 
 # GraphQL's Int is 32-bit; DICOM objects (whole-slide images, tomosynthesis) pass 2 GiB.
 # Mapped to its GraphQL scalar in schema/__init__.py.

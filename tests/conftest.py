@@ -20,6 +20,8 @@ from config import S3_BUCKET_NAME  # noqa: E402
 from local.samples import SampleSpec, build_file  # noqa: E402
 from local.server import LocalAWS  # noqa: E402
 
+TEST_CURSOR_SECRET = "tests-cursor-secret"
+
 
 @pytest.fixture(autouse=True)
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,6 +32,10 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    # The embedded AWS, whatever secrets.json this checkout holds.
+    monkeypatch.setenv("DICOM_META_BACKEND", "local")
+    # Every app a test builds shares the session app's cursor secret (a process-wide setting).
+    monkeypatch.setenv("DICOM_META_CURSOR_SECRET", TEST_CURSOR_SECRET)
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +52,12 @@ def local_aws() -> Iterator[LocalAWS]:
 def app(local_aws: LocalAWS) -> Flask:
     """The app, wired to the embedded AWS like `make run` wires it."""
     return create_app(
-        {"TESTING": True, "AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials}
+        {
+            "TESTING": True,
+            "AWS_ENDPOINT_URL": local_aws.endpoint_url,
+            "AWS_CREDENTIALS": local_aws.credentials,
+            "CURSOR_SECRET": TEST_CURSOR_SECRET,
+        }
     )
 
 

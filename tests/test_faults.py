@@ -15,13 +15,13 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from local.process import LocalAWSProcess
-from local.samples import SEED_UID_ROOT
 from local.server import LocalAWS
 from managers.aws import MAX_ATTEMPTS, Credentials
 from managers.bundle import Managers
 from managers.DicomManager import DicomManager
 from managers.DynamoDBManager import DynamoDBManager
 from managers.S3Manager import S3Manager
+from seeds import SEED_UID_ROOT
 
 SEEDED = f"s3://data-apps-ex/dicom/anon-{SEED_UID_ROOT}1.dcm"
 DEADLINE = 5.0

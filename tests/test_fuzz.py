@@ -37,10 +37,10 @@ from schemathesis.generation import GenerationMode
 
 from app import create_app
 from local.process import LocalAWSProcess
-from local.samples import SEED_UID_ROOT
 from metadata import FIELDS
 from rest.openapi import PATHS
 from schema import schema as strawberry_schema
+from seeds import SEED_UID_ROOT
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 # The short run in `make test` is the same every time; `make fuzz` explores anew.
