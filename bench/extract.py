@@ -23,9 +23,7 @@ import io
 import json
 import os
 import platform
-import queue
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,8 +42,9 @@ if str(ROOT) not in sys.path:
 from pydicom import dcmread  # noqa: E402
 
 from config import S3_BUCKET_NAME  # noqa: E402
+from local import LOCAL_CREDENTIALS  # noqa: E402
+from local.process import LocalAWSProcess  # noqa: E402
 from local.samples import SampleSpec, pixel_length, write_file  # noqa: E402
-from local.server import LOCAL_CREDENTIALS  # noqa: E402
 from managers.aws import client_config, make_client  # noqa: E402
 from managers.bundle import Managers  # noqa: E402
 from managers.DicomManager import fields_of  # noqa: E402
@@ -103,43 +102,10 @@ class GetCounter:
 
 @contextmanager
 def embedded_aws(latency_ms: float, bandwidth_mbps: float) -> Iterator[str]:
-    """Run ``python -m local`` behind the given network; yield its endpoint URL."""
-    env = {
-        **os.environ,
-        "LOCAL_AWS_PORT": "0",
-        "LOCAL_AWS_LATENCY_MS": str(latency_ms),
-        "LOCAL_AWS_BANDWIDTH_MBPS": str(bandwidth_mbps),
-        "PYTHONUNBUFFERED": "1",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local"], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    # Drained for as long as the child runs, so its output can never fill the pipe and block it.
-    threading.Thread(target=_drain, args=(process.stdout, lines), daemon=True).start()
-    try:
-        yield _endpoint_from(lines, process)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _drain(stream: Any, lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line)
-
-
-def _endpoint_from(lines: queue.Queue[str], process: subprocess.Popen[str], timeout: float = 120) -> str:
-    """Return the endpoint the child announces ("Embedded AWS at http://…")."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if line.startswith("Embedded AWS at "):
-            return line.split()[3]
-    raise RuntimeError("the embedded AWS did not start")
+    """Run ``python -m local`` on a free port behind the given network; yield its endpoint URL."""
+    network = {"LOCAL_AWS_LATENCY_MS": str(latency_ms), "LOCAL_AWS_BANDWIDTH_MBPS": str(bandwidth_mbps)}
+    with LocalAWSProcess(0, env=network) as process:
+        yield process.endpoint_url
 
 
 def upload(uploader: Any, key: str, spec: SampleSpec) -> int:

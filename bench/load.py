@@ -12,7 +12,6 @@ import argparse
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from config import S3_BUCKET_NAME  # noqa: E402
+from local import free_port  # noqa: E402
 from local.samples import seed_files  # noqa: E402
 from web.auth import keys_from_environment  # noqa: E402
 
@@ -45,12 +45,6 @@ class Sample:
     seconds: float
     ok: bool
     status: int
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:

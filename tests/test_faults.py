@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from local import free_port
 from local.process import LocalAWSProcess
 from local.server import LocalAWS
 from managers.aws import MAX_ATTEMPTS, Credentials
@@ -38,12 +39,6 @@ GRAPHQL_CALLS = [
     f'{{ storedMetadata(s3Path: "{SEEDED}") {{ modality }} }}',
     f'mutation {{ uploadJson(payload: {{s3_path: "{SEEDED}", Modality: "CT"}}) {{ s3Path }} }}',
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def timed(client: FlaskClient, method: str, route: str, kwargs: dict[str, Any]) -> tuple[Any, float]:
@@ -135,9 +130,7 @@ def test_ready_names_what_is_missing(local_aws: LocalAWS) -> None:
 
 
 def test_a_closed_port_is_503_everywhere() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # free, so nothing listens there
     app = create_app(
         {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_CREDENTIALS": Credentials("x", "y"), "API_KEYS": None}
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +35,7 @@ from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
 from app import create_app
+from local import free_port
 from local.process import LocalAWSProcess
 from metadata import FIELDS
 from rest.openapi import PATHS
@@ -119,12 +119,6 @@ def as_graphql_value(value: Any) -> ValueNode:
 
 
 schemathesis.graphql.scalar("JSON", (DOCUMENTS | ANY_JSON).map(as_graphql_value))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # Cases run per API, and the answers checked by HTTP status (the checks also see the extra
