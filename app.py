@@ -138,7 +138,8 @@ dicom-meta is running
 
 Try:
   curl -s '{api_url}/dicom-metadata?s3_path={sample}'
-  curl -s '{api_url}/dicom-metadata?s3_path={sample}' | curl -s -X POST -H 'Content-Type: application/json' --data-binary @- {api_url}/upload-json-to-s3
+  curl -s '{api_url}/dicom-metadata?s3_path={sample}' \\
+    | curl -s -X POST -H 'Content-Type: application/json' --data-binary @- {api_url}/upload-json-to-s3
   curl -s '{api_url}/fetch-dicom-metadata?s3_path={sample}'
 """
 

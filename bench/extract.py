@@ -39,18 +39,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pydicom import dcmread  # noqa: E402
+from pydicom import dcmread  # noqa: E402  imported after the sys.path line above
 
-from config import S3_BUCKET_NAME  # noqa: E402
-from local import LOCAL_CREDENTIALS  # noqa: E402
-from local.process import LocalAWSProcess  # noqa: E402
-from local.samples import SampleSpec, pixel_length, write_file  # noqa: E402
-from managers.aws import client_config, make_client  # noqa: E402
-from managers.bundle import Managers  # noqa: E402
-from managers.DicomManager import fields_of  # noqa: E402
-from managers.ranged import FIRST_REQUEST  # noqa: E402
-from schema import schema  # noqa: E402
-from schema.types import Context  # noqa: E402
+from config import S3_BUCKET_NAME  # noqa: E402  imported after the sys.path line above
+from local import LOCAL_CREDENTIALS  # noqa: E402  imported after the sys.path line above
+from local.process import LocalAWSProcess  # noqa: E402  imported after the sys.path line above
+from local.samples import SampleSpec, pixel_length, write_file  # noqa: E402  imported after the sys.path line above
+from managers.aws import client_config, make_client  # noqa: E402  imported after the sys.path line above
+from managers.bundle import Managers  # noqa: E402  imported after the sys.path line above
+from managers.DicomManager import fields_of  # noqa: E402  imported after the sys.path line above
+from managers.ranged import FIRST_REQUEST  # noqa: E402  imported after the sys.path line above
+from schema import schema  # noqa: E402  imported after the sys.path line above
+from schema.types import Context  # noqa: E402  imported after the sys.path line above
 
 MB = 1_000_000
 DEFAULT_SIZES_MB = (0.5, 10, 100, 500)
@@ -190,7 +190,7 @@ def bench_batch(managers: Managers, uploader: Any, counter: GetCounter, runs: in
 
     def run_batch() -> None:
         result = schema.execute_sync(BATCH_QUERY, variable_values={"paths": paths}, context_value=context)
-        assert not result.errors and len(result.data["dicomMetadataBatch"]) == BATCH_FILES  # type: ignore[index]
+        assert not result.errors and result.data and len(result.data["dicomMetadataBatch"]) == BATCH_FILES
 
     def run_sequential() -> None:
         for path in paths:

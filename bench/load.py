@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from config import S3_BUCKET_NAME  # noqa: E402
-from local import free_port  # noqa: E402
-from local.samples import seed_files  # noqa: E402
-from web.auth import keys_from_environment  # noqa: E402
+from config import S3_BUCKET_NAME  # noqa: E402  imported after the sys.path line above
+from local import free_port  # noqa: E402  imported after the sys.path line above
+from local.samples import seed_files  # noqa: E402  imported after the sys.path line above
+from web.auth import keys_from_environment  # noqa: E402  imported after the sys.path line above
 
 RESULTS = ROOT / "bench" / "results"
 FIELDS = "s3Path patientId studyDate modality institutionName studyDescription"
@@ -165,7 +165,7 @@ def client(
 ) -> None:
     """One client: pick a call from the mix, time it, repeat until the deadline."""
     rng = random.Random(seed)
-    names, calls, weights = zip(*MIX)
+    names, calls, weights = zip(*MIX, strict=True)
     with requests.Session() as session:
         session.headers.update(headers)
         while time.monotonic() < until:

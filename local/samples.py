@@ -153,10 +153,17 @@ def encode_file(ds: Dataset, spec: SampleSpec) -> bytes:
     return buffer.getvalue()
 
 
+def pydicom_test_file(name: str) -> Path:
+    """Return the path of a test file pydicom bundles (never downloaded)."""
+    found = pydicom.data.get_testdata_file(name, download=False)
+    if not isinstance(found, str):
+        raise FileNotFoundError(f"pydicom does not bundle {name}")
+    return Path(found)
+
+
 def bundled_file(name: str) -> tuple[str, bytes]:
     """Return the ``anon-<SOPInstanceUID>.dcm`` name and the bytes of a pydicom test file."""
-    path = Path(pydicom.data.get_testdata_file(name, download=False))
-    data = path.read_bytes()
+    data = pydicom_test_file(name).read_bytes()
     uid = dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID
     return f"anon-{uid}.dcm", data
 

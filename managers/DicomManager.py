@@ -6,6 +6,7 @@ import logging
 import re
 import struct
 from functools import partial
+from io import RawIOBase
 from typing import IO, Any
 
 from pydicom import dcmread
@@ -103,7 +104,7 @@ class DicomManager:
         return RangedReader(partial(self.s3.read_range, file_path), self.first_request)
 
 
-def read_header(fp: IO[bytes]) -> Dataset:
+def read_header(fp: IO[bytes] | RawIOBase) -> Dataset:
     """Parse the header of a DICOM stream, stopping before the pixel data.
 
     A Part 10 file (preamble and ``DICM``, PS3.10 7.1) is read as is; a bare dataset without
@@ -168,7 +169,7 @@ def json_model(dataset: Dataset, tags: list[BaseTag] | None = None) -> dict[str,
     wanted = set(tags) if tags is not None else None
     kept = Dataset()
     try:
-        for tag in dataset.keys():
+        for tag in dataset.keys():  # noqa: SIM118  iterating a pydicom Dataset yields elements, not tags
             # Checked on the raw element, so a deferred large value is never read.
             if (wanted is None or tag in wanted) and not _is_bulk(dataset.get_item(tag)):
                 kept.add(dataset[tag])  # converted, hence decoded with the file's character set

@@ -44,7 +44,7 @@ class DicomMetadata:
         "Bulk data is left out."
     )
     def dicom_json(self, info: Info[Context, None], keywords: list[str] | None = None) -> JSON | None:
-        return resolvers.dicom_json(info.context.managers, self.s3_path, keywords)
+        return JSON(resolvers.dicom_json(info.context.managers, self.s3_path, keywords))
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> DicomMetadata:

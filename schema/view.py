@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class DicomMetaGraphQLView(GraphQLView):
+class DicomMetaGraphQLView(GraphQLView[Context, None]):
     """Strawberry's view with our context, scrubbed errors, the contract's HTTP errors and
     a GraphiQL page on local assets (Strawberry's CDN page when ``local_graphiql`` is False)."""
 
@@ -39,7 +39,7 @@ class DicomMetaGraphQLView(GraphQLView):
             return graphiql.render_page()
         return super().render_graphql_ide(request)
 
-    def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
+    def get_context(self, request: Request, response: Response) -> Context:
         return Context(managers=self.managers, request_id=current_request_id())
 
     def dispatch_request(self) -> Any:
@@ -50,7 +50,7 @@ class DicomMetaGraphQLView(GraphQLView):
             # in the contract's JSON format, not as Strawberry's plain text.
             abort(_status_of(exc), description=exc.reason)
 
-    def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
+    def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = super().process_result(request, result)
         if result.errors:
             response["errors"] = [format_error(error, current_request_id()) for error in result.errors]

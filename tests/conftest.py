@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from app import create_app  # noqa: E402
-from config import S3_BUCKET_NAME  # noqa: E402
-from local.samples import SampleSpec, build_file  # noqa: E402
-from local.server import LocalAWS  # noqa: E402
+from app import create_app
+from config import S3_BUCKET_NAME
+from local.samples import SampleSpec, build_file
+from local.server import LocalAWS
 
 TEST_CURSOR_SECRET = "tests-cursor-secret"
 

@@ -136,7 +136,8 @@ class Clients:
     """boto3 clients on the moto server, built lazily, as the tests' own view of AWS."""
 
     def __init__(self, endpoint: str) -> None:
-        self.session = boto3.session.Session(
+        # Any: clients are made by attribute name (``aws.s3``), which no stub can type.
+        self.session: Any = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=AWS_REGION
         )
         self.endpoint = endpoint

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -101,7 +101,7 @@ def test_a_stopped_endpoint_is_503_and_a_restarted_one_serves_again(embedded_pro
     embedded_process.stop()
     assert_all_unavailable(app)
     ready = app.test_client().get("/ready").json
-    assert (ready["s3"], ready["dynamodb"]) == ("unavailable", "unavailable")
+    assert ready and (ready["s3"], ready["dynamodb"]) == ("unavailable", "unavailable")
     assert app.test_client().get("/health").status_code == 200
     # WHEN it comes back on the same port THEN the same app serves again, without a restart
     embedded_process.start()
@@ -123,7 +123,7 @@ def test_ready_names_what_is_missing(local_aws: LocalAWS) -> None:
     app = create_app({"MANAGERS": Managers(s3=s3, dynamodb=dynamodb, dicom=DicomManager(s3)), "API_KEYS": None})
     # WHEN readiness is asked THEN it is 503 and says which one failed, in the contract's error shape
     response = app.test_client().get("/ready")
-    assert response.status_code == 503
+    assert response.status_code == 503 and response.json is not None
     assert (response.json["s3"], response.json["dynamodb"]) == ("ok", "unavailable")
     assert response.json["error"]["code"] == "UPSTREAM_UNAVAILABLE"
     assert "dynamodb" in response.json["error"]["message"]
@@ -173,7 +173,7 @@ def throttle(client: Any, event: str, response: tuple[int, dict[str, str], bytes
         if len(sends) > times:
             return None  # let the real request through
         status, headers, body = response
-        return AWSResponse(request.url, status, headers, _Body(body))
+        return AWSResponse(request.url, status, HTTPHeaders.from_dict(headers), _Body(body))
 
     client.meta.events.register_first(event, answer)
     return sends
@@ -216,7 +216,7 @@ def test_throttling_is_retried_then_503(
     answer = fresh_app.test_client().get(route, query_string={"s3_path": SEEDED})
     assert len(sends) == MAX_ATTEMPTS
     assert answer.status_code == 503
-    assert answer.json["error"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert answer.json and answer.json["error"]["code"] == "UPSTREAM_UNAVAILABLE"
 
 
 @pytest.mark.slow
