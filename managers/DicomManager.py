@@ -43,7 +43,7 @@ DEFER_SIZE = 4096
 
 
 class DicomManager:
-    """Reads DICOM headers from S3 and extracts the five fields of DESIGN.md."""
+    """Reads DICOM headers from S3 and extracts the five fields of docs/API.md."""
 
     def __init__(self, s3: S3Manager, first_request: int = FIRST_REQUEST) -> None:
         self.s3 = s3

@@ -1,4 +1,4 @@
-"""The REST compatibility routes of DESIGN.md: thin wrappers over the resolvers."""
+"""The REST compatibility routes of docs/API.md: thin wrappers over the resolvers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GraphQL types. Field names are the contract's (DESIGN.md, "GraphQL")."""
+"""GraphQL types. Field names are the contract's (docs/API.md, "GraphQL")."""
 
 from __future__ import annotations
 

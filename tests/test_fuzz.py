@@ -48,7 +48,7 @@ DERANDOMIZE = os.environ.get("FUZZ_RANDOM", "") == ""
 KEY = "fuzz-key-7f3a9c1e"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
-# The contract's codes (DESIGN.md), plus the two the HTTP and GraphQL layers add.
+# The contract's codes (docs/API.md), plus the two the HTTP and GraphQL layers add.
 CONTRACT_CODES = frozenset(
     {
         "MISSING_PARAMETER",

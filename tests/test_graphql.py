@@ -1,4 +1,4 @@
-"""The GraphQL schema: names of DESIGN.md, operations, and error codes in extensions."""
+"""The GraphQL schema: names of docs/API.md, operations, and error codes in extensions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The REST routes of DESIGN.md: shapes, statuses and every row of the error table."""
+"""The REST routes of docs/API.md: shapes, statuses and every row of the error table."""
 
 from __future__ import annotations
 
