@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from config import S3_BUCKET_NAME  # noqa: E402  imported after the sys.path line above
-from local import free_port  # noqa: E402  imported after the sys.path line above
+from local import PORT_VARIABLE, free_port, local_aws_port  # noqa: E402  imported after the sys.path line above
 from local.samples import seed_files  # noqa: E402  imported after the sys.path line above
 from web.auth import keys_from_environment  # noqa: E402  imported after the sys.path line above
 
@@ -68,7 +68,7 @@ def served(port: int, aws_port: int, workers: int, threads: int, log_path: Path)
     env = {
         **os.environ,
         "PORT": str(port),
-        "LOCAL_AWS_PORT": str(aws_port),
+        PORT_VARIABLE: str(aws_port),
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": str(threads),
         "DICOM_META_BACKEND": "local",
@@ -224,7 +224,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=int(os.environ.get("LOAD_USERS", 50)))
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("LOAD_SECONDS", 60)))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 0)) or free_port())
-    parser.add_argument("--aws-port", type=int, default=int(os.environ.get("LOCAL_AWS_PORT", 0)) or free_port())
+    aws_port = (local_aws_port() if PORT_VARIABLE in os.environ else 0) or free_port()
+    parser.add_argument("--aws-port", type=int, default=aws_port)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", 2)))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", 8)))
     args = parser.parse_args()
