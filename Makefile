@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 ASSETS := $(if $(shell command -v npm 2>/dev/null),$(NODE_STAMP))
 
-.PHONY: run serve load test fuzz bench clean
+.PHONY: run serve load lint test docs fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,18 @@ LOAD_SECONDS ?= 60
 load: $(STAMP)
 	$(PY) bench/load.py --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
 
-test: $(STAMP) $(ASSETS)
+# Lint (ruff), format check (ruff) and types (mypy), configured in pyproject.toml. `make test`
+# runs it first, so a change that fails it fails CI.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# The GraphQL schema's SDL, docs/schema.graphql (tests/test_docs.py fails while it is stale).
+docs: $(STAMP)
+	$(PY) -m schema.export
+
+test: lint $(ASSETS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The header-only extraction benchmark (a few minutes): prints a table, writes

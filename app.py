@@ -16,10 +16,13 @@ import web.auth
 import web.cors
 import web.limits
 import web.logs
+import web.request_id
 from managers.aws import SECRETS_FILE, load_secrets
 from managers.bundle import Managers
+from resolvers import paging
 from schema import graphiql, schema
 from schema.view import DicomMetaGraphQLView
+from seeds import seeded_s3_path
 
 log = logging.getLogger("dicom_meta")
 
@@ -36,6 +39,23 @@ def default_backend(secrets_file: Path = SECRETS_FILE) -> str:
     return "aws" if secrets_file.is_file() else "local"
 
 
+def cursor_secret(configured: str | None) -> str:
+    """Return the secret paging cursors are encrypted with.
+
+    ``configured`` (the ``CURSOR_SECRET`` setting), else ``DICOM_META_CURSOR_SECRET``. On the
+    ``aws`` backend there is no default: cursors must not be readable or forgeable by whoever
+    reads this source. On the local backend a random one, put in the environment so that
+    processes started from this one (gunicorn's workers) share it.
+    """
+    secret = configured or os.environ.get(paging.SECRET_VARIABLE)
+    if secret:
+        return secret
+    if default_backend() == "aws":
+        raise SystemExit(f"{paging.SECRET_VARIABLE} must be set on the aws backend (a long random string)")
+    os.environ[paging.SECRET_VARIABLE] = paging.new_secret()
+    return os.environ[paging.SECRET_VARIABLE]
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults first, then ``test_config``; managers are built once, here.
 
@@ -44,6 +64,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ``GRAPHIQL_NODE_MODULES``: where `npm ci` put GraphiQL's assets.
     ``API_KEYS`` (a list; default: the ``API_KEYS``/``API_KEYS_FILE`` variables, none: open)
     and ``CORS_ORIGINS`` (default: the ``CORS_ORIGINS`` variable, none: no CORS).
+    ``CURSOR_SECRET``: the paging cursors' secret (see ``cursor_secret``).
+
+    Raises
+    ------
+    SystemExit
+        On the ``aws`` backend without a cursor secret.
     """
     app = Flask(__name__)
     app.config.from_mapping(
@@ -58,6 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if "API_KEYS" not in app.config:
         app.config["API_KEYS"] = web.auth.keys_from_environment()
     app.json.sort_keys = False  # type: ignore[attr-defined]  # answers list fields in contract order
+    paging.use_secret(cursor_secret(app.config.get("CURSOR_SECRET")))
 
     managers = app.config.get("MANAGERS") or Managers.create(
         credentials=app.config["AWS_CREDENTIALS"] or load_secrets(),
@@ -65,7 +92,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["dicom_meta.managers"] = managers
 
-    # Order matters: the access log's hooks wrap everything; request ids exist before the key check.
+    web.request_id.install(app)
     web.logs.install(app)
     rest.errors.register(app)
     web.cors.install(app)
@@ -89,10 +116,11 @@ def main() -> None:
     port = int(os.environ.get("PORT", "5000"))
     config: dict[str, Any] = {}
     if default_backend() == "local":
+        from local import local_aws_port
         from local.netem import netem_from_env
-        from local.server import DEFAULT_PORT, LocalAWS
+        from local.server import LocalAWS
 
-        aws = LocalAWS.start(int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORT)), middleware=netem_from_env())
+        aws = LocalAWS.start(local_aws_port(), middleware=netem_from_env())
         config = {"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_CREDENTIALS": aws.credentials}
     app = create_app(config)
     print(banner(f"http://127.0.0.1:{port}", config.get("AWS_ENDPOINT_URL")), flush=True)
@@ -101,10 +129,7 @@ def main() -> None:
 
 def banner(api_url: str, local_endpoint: str | None) -> str:
     """Return the startup text: where things are and three calls that work on the seeded data."""
-    from config import S3_BUCKET_NAME
-    from local.samples import SEED_UID_ROOT
-
-    sample = f"s3://{S3_BUCKET_NAME}/dicom/anon-{SEED_UID_ROOT}1.dcm"
+    sample = seeded_s3_path(1)
     backend = f"embedded AWS at {local_endpoint} (any credentials)" if local_endpoint else "real AWS"
     return f"""
 dicom-meta is running
@@ -113,7 +138,8 @@ dicom-meta is running
 
 Try:
   curl -s '{api_url}/dicom-metadata?s3_path={sample}'
-  curl -s '{api_url}/dicom-metadata?s3_path={sample}' | curl -s -X POST -H 'Content-Type: application/json' --data-binary @- {api_url}/upload-json-to-s3
+  curl -s '{api_url}/dicom-metadata?s3_path={sample}' \\
+    | curl -s -X POST -H 'Content-Type: application/json' --data-binary @- {api_url}/upload-json-to-s3
   curl -s '{api_url}/fetch-dicom-metadata?s3_path={sample}'
 """
 

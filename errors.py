@@ -3,7 +3,7 @@
 Managers raise them, resolvers pass them on, and exactly two places translate them: the REST
 error handler (``rest/errors.py``) into an HTTP status and JSON body, and the GraphQL view
 (``schema/view.py``) into ``errors[].extensions.code``. Each class carries the error code of
-the contract in ``DESIGN.md``.
+the contract in ``docs/API.md``.
 """
 
 from __future__ import annotations

@@ -3,18 +3,20 @@
 ``PORT`` (5000), ``GUNICORN_WORKERS`` (2), ``GUNICORN_THREADS`` (8). On the local backend the
 master starts the embedded AWS once, as its own process, before forking the workers (a
 server thread would not survive the fork, and one per worker would be one bucket per worker),
-and stops it on exit.
+and stops it on exit; it also picks the run's random cursor secret, so that a cursor one
+worker made is read by the others.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app import default_backend
-from local.process import LocalAWSProcess
-from wsgi import local_aws_port
+from app import cursor_secret, default_backend
+
+if TYPE_CHECKING:
+    from local.process import LocalAWSProcess
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -37,9 +39,15 @@ _embedded: list[LocalAWSProcess] = []
 
 
 def on_starting(server: Any) -> None:
-    """Start the embedded AWS (local backend) and wait until it is seeded."""
+    """Check the cursor secret; start the embedded AWS (local backend) and wait until it is seeded."""
+    # Refuses to start on the aws backend without a secret, before any worker boots; on the
+    # local one, sets a random DICOM_META_CURSOR_SECRET that the workers inherit.
+    cursor_secret(None)
     if default_backend() != "local":
         return
+    from local import local_aws_port
+    from local.process import LocalAWSProcess
+
     server.log.info("starting the embedded AWS on 127.0.0.1:%d", local_aws_port())
     _embedded.append(LocalAWSProcess(local_aws_port(), echo=sys.stderr).start())
 

@@ -12,7 +12,7 @@ from typing import Any
 from config import S3_BUCKET_NAME
 from errors import ForbiddenBucket, InvalidArgument, InvalidPayload, InvalidS3Path, MissingParameter
 
-# DICOM keywords, in the order every answer lists them (DESIGN.md, "The five fields").
+# DICOM keywords, in the order every answer lists them (docs/API.md, "Common to every route").
 FIELDS: tuple[str, ...] = ("PatientID", "StudyDate", "Modality", "InstitutionName", "StudyDescription")
 
 # The longest VR among the five (LO) holds 64 characters (PS3.5 6.2); a value far beyond it
@@ -59,7 +59,7 @@ def json_key_for(dicom_key: str) -> str:
     """Return the ``json/`` key that holds the metadata of ``dicom_key``.
 
     ``dicom/a/anon-1.dcm`` becomes ``json/a/anon-1.json``; a key outside ``dicom/`` keeps its
-    whole key (DESIGN.md).
+    whole key (docs/API.md).
     """
     relative = dicom_key.removeprefix("dicom/")
     stem = relative[: -len(".dcm")] if relative.lower().endswith(".dcm") else relative

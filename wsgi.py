@@ -1,29 +1,25 @@
 """The app for a WSGI server: ``gunicorn -c gunicorn.conf.py 'wsgi:served_app()'`` (``make serve``).
 
 Each gunicorn worker calls ``served_app()`` once. On the local backend the workers share one
-embedded AWS, started before them by ``gunicorn.conf.py`` as a separate process.
+embedded AWS, started before them by ``gunicorn.conf.py`` as a separate process, and one
+cursor secret, which the master put in the environment.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from flask import Flask
 
 from app import create_app, default_backend
-from local import DEFAULT_PORT, LOCAL_CREDENTIALS
 from web.logs import configure_logging
-
-
-def local_aws_port() -> int:
-    """Return the port of the embedded AWS (``LOCAL_AWS_PORT``, 4566)."""
-    return int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORT))
 
 
 def served_config() -> dict[str, Any]:
     """Return create_app's settings for the backend: the embedded AWS, or real AWS as is."""
     if default_backend() == "local":
+        from local import LOCAL_CREDENTIALS, local_aws_port
+
         return {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{local_aws_port()}", "AWS_CREDENTIALS": LOCAL_CREDENTIALS}
     return {}
 

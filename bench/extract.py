@@ -23,9 +23,7 @@ import io
 import json
 import os
 import platform
-import queue
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,17 +39,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pydicom import dcmread  # noqa: E402
+from pydicom import dcmread  # noqa: E402  imported after the sys.path line above
 
-from config import S3_BUCKET_NAME  # noqa: E402
-from local.samples import SampleSpec, pixel_length, write_file  # noqa: E402
-from local.server import LOCAL_CREDENTIALS  # noqa: E402
-from managers.aws import client_config, make_client  # noqa: E402
-from managers.bundle import Managers  # noqa: E402
-from managers.DicomManager import fields_of  # noqa: E402
-from managers.ranged import FIRST_REQUEST  # noqa: E402
-from schema import schema  # noqa: E402
-from schema.types import Context  # noqa: E402
+from config import S3_BUCKET_NAME  # noqa: E402  imported after the sys.path line above
+from local import LOCAL_CREDENTIALS  # noqa: E402  imported after the sys.path line above
+from local.process import LocalAWSProcess  # noqa: E402  imported after the sys.path line above
+from local.samples import SampleSpec, pixel_length, write_file  # noqa: E402  imported after the sys.path line above
+from managers.aws import client_config, make_client  # noqa: E402  imported after the sys.path line above
+from managers.bundle import Managers  # noqa: E402  imported after the sys.path line above
+from managers.DicomManager import fields_of  # noqa: E402  imported after the sys.path line above
+from managers.ranged import FIRST_REQUEST  # noqa: E402  imported after the sys.path line above
+from schema import schema  # noqa: E402  imported after the sys.path line above
+from schema.types import Context  # noqa: E402  imported after the sys.path line above
 
 MB = 1_000_000
 DEFAULT_SIZES_MB = (0.5, 10, 100, 500)
@@ -103,43 +102,10 @@ class GetCounter:
 
 @contextmanager
 def embedded_aws(latency_ms: float, bandwidth_mbps: float) -> Iterator[str]:
-    """Run ``python -m local`` behind the given network; yield its endpoint URL."""
-    env = {
-        **os.environ,
-        "LOCAL_AWS_PORT": "0",
-        "LOCAL_AWS_LATENCY_MS": str(latency_ms),
-        "LOCAL_AWS_BANDWIDTH_MBPS": str(bandwidth_mbps),
-        "PYTHONUNBUFFERED": "1",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local"], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    # Drained for as long as the child runs, so its output can never fill the pipe and block it.
-    threading.Thread(target=_drain, args=(process.stdout, lines), daemon=True).start()
-    try:
-        yield _endpoint_from(lines, process)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _drain(stream: Any, lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line)
-
-
-def _endpoint_from(lines: queue.Queue[str], process: subprocess.Popen[str], timeout: float = 120) -> str:
-    """Return the endpoint the child announces ("Embedded AWS at http://…")."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if line.startswith("Embedded AWS at "):
-            return line.split()[3]
-    raise RuntimeError("the embedded AWS did not start")
+    """Run ``python -m local`` on a free port behind the given network; yield its endpoint URL."""
+    network = {"LOCAL_AWS_LATENCY_MS": str(latency_ms), "LOCAL_AWS_BANDWIDTH_MBPS": str(bandwidth_mbps)}
+    with LocalAWSProcess(0, env=network) as process:
+        yield process.endpoint_url
 
 
 def upload(uploader: Any, key: str, spec: SampleSpec) -> int:
@@ -224,7 +190,7 @@ def bench_batch(managers: Managers, uploader: Any, counter: GetCounter, runs: in
 
     def run_batch() -> None:
         result = schema.execute_sync(BATCH_QUERY, variable_values={"paths": paths}, context_value=context)
-        assert not result.errors and len(result.data["dicomMetadataBatch"]) == BATCH_FILES  # type: ignore[index]
+        assert not result.errors and result.data and len(result.data["dicomMetadataBatch"]) == BATCH_FILES
 
     def run_sequential() -> None:
         for path in paths:

@@ -12,7 +12,6 @@ import argparse
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,9 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from config import S3_BUCKET_NAME  # noqa: E402
-from local.samples import seed_files  # noqa: E402
-from web.auth import keys_from_environment  # noqa: E402
+from config import S3_BUCKET_NAME  # noqa: E402  imported after the sys.path line above
+from local import PORT_VARIABLE, free_port, local_aws_port  # noqa: E402  imported after the sys.path line above
+from local.samples import seed_files  # noqa: E402  imported after the sys.path line above
+from web.auth import keys_from_environment  # noqa: E402  imported after the sys.path line above
 
 RESULTS = ROOT / "bench" / "results"
 FIELDS = "s3Path patientId studyDate modality institutionName studyDescription"
@@ -45,12 +45,6 @@ class Sample:
     seconds: float
     ok: bool
     status: int
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
@@ -74,7 +68,7 @@ def served(port: int, aws_port: int, workers: int, threads: int, log_path: Path)
     env = {
         **os.environ,
         "PORT": str(port),
-        "LOCAL_AWS_PORT": str(aws_port),
+        PORT_VARIABLE: str(aws_port),
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": str(threads),
         "DICOM_META_BACKEND": "local",
@@ -171,7 +165,7 @@ def client(
 ) -> None:
     """One client: pick a call from the mix, time it, repeat until the deadline."""
     rng = random.Random(seed)
-    names, calls, weights = zip(*MIX)
+    names, calls, weights = zip(*MIX, strict=True)
     with requests.Session() as session:
         session.headers.update(headers)
         while time.monotonic() < until:
@@ -230,7 +224,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=int(os.environ.get("LOAD_USERS", 50)))
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("LOAD_SECONDS", 60)))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 0)) or free_port())
-    parser.add_argument("--aws-port", type=int, default=int(os.environ.get("LOCAL_AWS_PORT", 0)) or free_port())
+    aws_port = (local_aws_port() if PORT_VARIABLE in os.environ else 0) or free_port()
+    parser.add_argument("--aws-port", type=int, default=aws_port)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", 2)))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", 8)))
     args = parser.parse_args()

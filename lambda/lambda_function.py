@@ -10,16 +10,17 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote_plus
 
 from config import S3_BUCKET_NAME
-from errors import DicomMetaError
-from managers.aws import make_client, upstream
+from errors import DicomMetaError, InvalidPayload, UpstreamUnavailable
 from managers.DynamoDBManager import DynamoDBManager
+from managers.objects import ObjectReader
+from managers.s3_events import InvalidS3Event, S3EventRecord, event_records, is_test_event
 from metadata import FIELDS, s3_path_of, validate_payload
 
-log = logging.getLogger()
-log.setLevel(logging.INFO)
+# Our own logger, levelled in the handler (``_configure_logging``), never at import: the
+# embedded AWS imports this module into the API's process, whose logging is its own.
+log = logging.getLogger("dicom_meta.ingest")
 
 # Built on the first invocation and kept for the container's life, not at import time, so
 # tests can point the environment at a moto server first.
@@ -34,21 +35,29 @@ class IngestError(Exception):
     """
 
 
-def _s3() -> Any:
-    if "s3" not in _clients:
-        _clients["s3"] = make_client("s3")
-    return _clients["s3"]
+def _configure_logging() -> None:
+    # INFO for the per-record lines; the Lambda runtime's root handler writes them.
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
+
+
+def _objects() -> ObjectReader:
+    if "objects" not in _clients:
+        _clients["objects"] = ObjectReader.create()
+    reader: ObjectReader = _clients["objects"]
+    return reader
 
 
 def _dynamodb() -> DynamoDBManager:
     if "dynamodb" not in _clients:
         _clients["dynamodb"] = DynamoDBManager()
-    return _clients["dynamodb"]
+    manager: DynamoDBManager = _clients["dynamodb"]
+    return manager
 
 
 def use_clients(s3: Any, dynamodb: DynamoDBManager) -> None:
-    """Inject the clients to use (the embedded AWS builds its own, tests too)."""
-    _clients["s3"], _clients["dynamodb"] = s3, dynamodb
+    """Inject the S3 client and the DynamoDB manager to use (the embedded AWS, tests)."""
+    _clients["objects"], _clients["dynamodb"] = ObjectReader(s3), dynamodb
 
 
 def is_metadata_key(key: str) -> bool:
@@ -57,66 +66,91 @@ def is_metadata_key(key: str) -> bool:
 
 
 def read_document(bucket: str, key: str) -> dict[str, str | None]:
-    """Read and validate the metadata JSON at ``bucket``/``key``."""
-    with upstream("S3"):
-        body = _s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+    """Read and validate the metadata JSON at ``bucket``/``key``.
+
+    Raises
+    ------
+    InvalidPayload
+        When the object is not JSON or not a valid metadata document.
+    NotFound, UpstreamUnavailable
+        When the object cannot be read.
+    """
+    body = _objects().read(bucket, key)
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
+        # The position only: the decoder's message would quote the document.
+        raise InvalidPayload(f"not JSON (at byte {getattr(exc, 'pos', getattr(exc, 'start', 0))})") from exc
     return validate_payload(payload)
 
 
-def process_record(record: dict[str, Any]) -> str:
+def process_record(record: S3EventRecord) -> str:
     """Ingest one S3 event record; return what happened: ``stored``, ``stale`` or ``skipped``.
 
     ``stale``: a later event of the same object already stored its record, which is kept.
     """
-    bucket = record["s3"]["bucket"]["name"]
-    key = unquote_plus(record["s3"]["object"]["key"])
-    if bucket != S3_BUCKET_NAME or not is_metadata_key(key):
+    if record.bucket != S3_BUCKET_NAME or not is_metadata_key(record.key):
         return "skipped"
-    document = read_document(bucket, key)
+    document = read_document(record.bucket, record.key)
+    file_path = document["s3_path"]
+    if file_path is None:  # validate_payload requires one; this tells the type checker
+        raise InvalidPayload("the document has no s3_path")
     attributes = {field: document[field] for field in FIELDS}
     attributes["IngestedAt"] = datetime.now(UTC).isoformat(timespec="milliseconds")
     stored = _dynamodb().put_record(
-        document["s3_path"],
-        attributes,
-        source=s3_path_of(bucket, key),
-        sequencer=record["s3"]["object"].get("sequencer"),
+        file_path, attributes, source=s3_path_of(record.bucket, record.key), sequencer=record.sequencer
     )
     return "stored" if stored else "stale"
 
 
+def failure_reason(exc: Exception) -> str:
+    """Say why a record failed without any value of it: field names and error codes only.
+
+    Invalid documents and events name the offending field, an unavailable service names the
+    service; other domain errors give their code only (a NOT_FOUND message holds the key).
+    """
+    if isinstance(exc, InvalidPayload | UpstreamUnavailable):
+        return f"{exc.code}: {exc.message}"
+    if isinstance(exc, InvalidS3Event):
+        return f"INVALID_EVENT: {exc}"
+    if isinstance(exc, DicomMetaError):
+        return exc.code
+    return f"unexpected {type(exc).__name__}"
+
+
+def _outcome(index: int, raw: Any) -> tuple[str, str | None]:
+    """Process one raw record; return its outcome and, when it failed, why."""
+    try:
+        return process_record(S3EventRecord.parse(raw)), None
+    except (InvalidS3Event, DicomMetaError) as exc:
+        return "failed", failure_reason(exc)
+    except Exception as exc:
+        # A bug, not bad input: logged with its traceback; the record is retried like the others.
+        log.exception("unexpected failure on record %d", index)
+        return "failed", failure_reason(exc)
+
+
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Store every metadata record of an S3 event; raise if any record failed."""
+    _configure_logging()
     counts = {"stored": 0, "stale": 0, "skipped": 0, "failed": 0}
-    if event.get("Event") == "s3:TestEvent":
+    if is_test_event(event):
         log.info(json.dumps({"event": "s3_test_event", "outcome": "skipped"}))
         return counts
     failures: list[str] = []
-    for index, record in enumerate(event.get("Records", [])):
-        try:
-            outcome = process_record(record)
-        except (DicomMetaError, ValueError, KeyError, TypeError) as exc:
-            outcome = "failed"
-            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            failures.append(f"record {index}: {reason}")
-        except Exception as exc:
-            outcome = "failed"
-            failures.append(f"record {index}: unexpected {type(exc).__name__}")
-            log.exception("unexpected failure on record %d", index)
+    for index, raw in enumerate(event_records(event)):
+        outcome, reason = _outcome(index, raw)
         counts[outcome] += 1
-        # Outcome and reason only: the document holds patient data that must not reach logs,
-        # and reasons name fields, never their values.
-        line = {
+        # Outcome and reason only: the document holds patient data that must not reach logs.
+        line: dict[str, Any] = {
             "event": "record",
             "index": index,
             "outcome": outcome,
             "request_id": getattr(context, "aws_request_id", None),
         }
-        if outcome == "failed":
-            line["reason"] = failures[-1]
+        if reason is not None:
+            line["reason"] = reason
+            failures.append(f"record {index}: {reason}")
         log.info(json.dumps(line))
     if failures:
         raise IngestError(f"{len(failures)} of {sum(counts.values())} records failed: " + "; ".join(failures))

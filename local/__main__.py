@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
+from local import local_aws_port
 from local.netem import netem_from_env
 from local.process import READY_MARKER
-from local.server import DEFAULT_PORT, LocalAWS
+from local.server import LocalAWS
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    aws = LocalAWS.start(int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORT)), middleware=netem_from_env())
+    aws = LocalAWS.start(local_aws_port(), middleware=netem_from_env())
     print(f"{READY_MARKER}{aws.endpoint_url} (any credentials; Ctrl-C stops it)", flush=True)
     try:
         threading.Event().wait()

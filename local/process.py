@@ -11,10 +11,11 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from local import LOCAL_CREDENTIALS
+from local import LOCAL_CREDENTIALS, PORT_VARIABLE
 from managers.aws import Credentials
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,15 +29,19 @@ class LocalAWSProcess:
 
     credentials: Credentials = LOCAL_CREDENTIALS
 
-    def __init__(self, port: int, *, echo: IO[str] | None = None) -> None:
+    def __init__(self, port: int, *, echo: IO[str] | None = None, env: Mapping[str, str] | None = None) -> None:
         self.port = port
         self.endpoint_url = f"http://127.0.0.1:{port}"
         self.echo = echo
+        self.env = dict(env or {})
         self._process: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = START_TIMEOUT) -> LocalAWSProcess:
-        """Start the process and return once it is seeded; raise if it dies or takes too long."""
-        env = {**os.environ, "LOCAL_AWS_PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        """Start the process and return once it is seeded; raise if it dies or takes too long.
+
+        With port 0 the process picks a free port; ``endpoint_url`` is then the one it announces.
+        """
+        env = {**os.environ, **self.env, PORT_VARIABLE: str(self.port), "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "local"],
             cwd=ROOT,
@@ -54,9 +59,11 @@ class LocalAWSProcess:
 
     def _drain(self, process: subprocess.Popen[str], ready: threading.Event) -> None:
         # Always read the pipe, so a chatty child never blocks on a full one.
-        assert process.stdout is not None
+        assert process.stdout is not None, "started with stdout=PIPE"
         for line in process.stdout:
-            if READY_MARKER in line:
+            if line.startswith(READY_MARKER) and not ready.is_set():
+                self.endpoint_url = line[len(READY_MARKER) :].split()[0]
+                self.port = int(self.endpoint_url.rsplit(":", 1)[1])
                 ready.set()
             if self.echo is not None:
                 self.echo.write(line)
@@ -64,7 +71,10 @@ class LocalAWSProcess:
         ready.set()  # it exited: wake the waiter, which then sees poll() is not None
 
     def stop(self) -> None:
-        """Stop the process (as a dead endpoint would vanish), waiting for it to exit."""
+        """Stop the process (as a dead endpoint would vanish), waiting for it to exit.
+
+        The port stays the same, so a restart comes back at the same endpoint.
+        """
         if self._process is None:
             return
         self._process.terminate()

@@ -24,8 +24,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-# Fixed UIDs so the README's and the banner's examples name files that exist on every run.
-SEED_UID_ROOT = "1.2.826.0.1.3680043.8.498.1."
+from seeds import SEED_UID_ROOT
 
 # pydicom's bundled files that make good seeds: small, uncompressed headers, varied.
 BUNDLED_SEEDS: tuple[str, ...] = ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "waveform_ecg.dcm")
@@ -154,10 +153,17 @@ def encode_file(ds: Dataset, spec: SampleSpec) -> bytes:
     return buffer.getvalue()
 
 
+def pydicom_test_file(name: str) -> Path:
+    """Return the path of a test file pydicom bundles (never downloaded)."""
+    found = pydicom.data.get_testdata_file(name, download=False)
+    if not isinstance(found, str):
+        raise FileNotFoundError(f"pydicom does not bundle {name}")
+    return Path(found)
+
+
 def bundled_file(name: str) -> tuple[str, bytes]:
     """Return the ``anon-<SOPInstanceUID>.dcm`` name and the bytes of a pydicom test file."""
-    path = Path(pydicom.data.get_testdata_file(name, download=False))
-    data = path.read_bytes()
+    data = pydicom_test_file(name).read_bytes()
     uid = dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID
     return f"anon-{uid}.dcm", data
 

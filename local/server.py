@@ -17,7 +17,7 @@ from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
 from local import DEFAULT_PORT, LOCAL_CREDENTIALS
 from local.events import MAX_RECEIVES, VISIBILITY_TIMEOUT, EventRunner, load_handler_module
 from local.samples import seed_files
-from managers.aws import make_client
+from managers.aws import Service, make_client
 from managers.DicomManager import fields_of, read_header
 from managers.DynamoDBManager import DynamoDBManager
 from managers.table import table_definition
@@ -53,7 +53,8 @@ class LocalAWS:
         self._server = server
         self._thread = thread
         host, port = server.server_address[:2]
-        self.endpoint_url = f"http://{host}:{port}"
+        # An AF_INET server's address: a str host (bytes only for AF_UNIX, never used here).
+        self.endpoint_url = f"http://{host!s}:{port}"
         self.credentials = LOCAL_CREDENTIALS
         self.runner: EventRunner | None = None
         self.dlq_url = ""
@@ -82,7 +83,7 @@ class LocalAWS:
             aws.start_event_runner()
         return aws
 
-    def client(self, service: str) -> Any:
+    def client(self, service: Service) -> Any:
         """Return a boto3 client for this endpoint."""
         keys = (self.credentials.aws_access_key_id, self.credentials.aws_secret_access_key)
         return make_client(service, *keys, endpoint_url=self.endpoint_url)

@@ -9,6 +9,7 @@ import re
 import struct
 from collections.abc import Callable
 from functools import partial
+from io import RawIOBase
 from typing import IO, Any
 
 from pydicom import config as pydicom_config
@@ -52,7 +53,7 @@ DEFER_SIZE = 4096
 
 
 class DicomManager:
-    """Reads DICOM headers from S3 and extracts the five fields of DESIGN.md."""
+    """Reads DICOM headers from S3 and extracts the five fields of docs/API.md."""
 
     def __init__(self, s3: S3Manager, first_request: int = FIRST_REQUEST) -> None:
         self.s3 = s3
@@ -118,7 +119,7 @@ class DicomManager:
         return RangedReader(partial(self.s3.read_range, file_path), self.first_request)
 
 
-def read_header(fp: IO[bytes]) -> Dataset:
+def read_header(fp: IO[bytes] | RawIOBase) -> Dataset:
     """Parse the header of a DICOM stream, stopping before the pixel data.
 
     A Part 10 file (preamble and ``DICM``, PS3.10 7.1) is read as is; a bare dataset without

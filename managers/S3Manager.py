@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +11,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from config import S3_BUCKET_NAME
-from errors import NotFound, UpstreamUnavailable
-from managers.aws import client_config, error_code, http_status, make_client, upstream
+from errors import UpstreamUnavailable
+from managers.aws import client_config, error_code, make_client, upstream
+from managers.objects import ObjectReader, object_errors
 from metadata import parse_s3_path, s3_path_of
 
 # At most five minutes: the URL is used at once, by this process, and a leaked one must die fast.
@@ -22,26 +21,6 @@ PRESIGNED_URL_EXPIRY = 300
 # (connect, read) seconds: within the 5-second budget of a failing request, like the clients'.
 UPLOAD_TIMEOUT = (1.0, 3.0)
 JSON_CONTENT_TYPE = "application/json"
-
-_MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchBucket"})
-_DENIED_CODES = frozenset({"AccessDenied", "403"})
-
-
-@contextmanager
-def object_errors(s3_path: str) -> Iterator[None]:
-    """Map S3's answers about the object at ``s3_path`` to the contract's errors."""
-    try:
-        with upstream("S3"):
-            yield
-    except ClientError as exc:
-        code = error_code(exc)
-        if code in _MISSING_CODES or http_status(exc) == 404:
-            raise NotFound(f"no object at {s3_path}") from exc
-        if code in _DENIED_CODES or http_status(exc) == 403:
-            # Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key (it
-            # will not reveal whether the key exists). For the client the object is not there.
-            raise NotFound(f"no readable object at {s3_path}") from exc
-        raise
 
 
 class S3Manager:
@@ -67,6 +46,7 @@ class S3Manager:
             endpoint_url=endpoint_url,
             config=config or client_config(signature_version="s3v4", s3=s3_options),
         )
+        self.objects = ObjectReader(self.client)
         self.http = requests.Session()
 
     def read_object(self, s3_path: str) -> bytes:
@@ -75,9 +55,7 @@ class S3Manager:
         Raises ``NotFound`` when the object is absent, ``UpstreamUnavailable`` when S3 cannot
         be reached.
         """
-        bucket, key = parse_s3_path(s3_path)
-        with object_errors(s3_path):
-            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return self.objects.read(*parse_s3_path(s3_path))
 
     def read_range(self, s3_path: str, start: int, length: int) -> tuple[bytes, int]:
         """Return ``length`` bytes from ``start`` of the object, and the object's total size."""

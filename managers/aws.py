@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -44,6 +44,10 @@ THROTTLING_CODES = frozenset(
         "InternalError",
     }
 )
+
+
+# The services this project builds clients for (boto3's stubs type each one's client).
+Service = Literal["s3", "dynamodb", "sqs", "lambda", "iam", "sts"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ def client_config(**overrides: Any) -> Config:
 
 
 def make_client(
-    service: str,
+    service: Service,
     aws_access_key_id: str | None = None,
     aws_secret_access_key: str | None = None,
     aws_session_token: str | None = None,

@@ -86,7 +86,7 @@ class RangedReader(io.RawIOBase):
         self._pos = position
         return position
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # typeshed: any buffer
         """Fill ``buffer`` from the current position; fewer bytes only at the end."""
         self._checkClosed()
         return self._read_into(memoryview(buffer).cast("B"))

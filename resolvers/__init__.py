@@ -2,12 +2,13 @@
 
 from resolvers.batch import MAX_BATCH_PATHS, ExtractionFailure, extract_metadata_batch
 from resolvers.metadata import dicom_json, extract_metadata, fetch_stored_metadata, upload_json
-from resolvers.search import Page, list_dicom_files, search_filter, search_metadata
+from resolvers.search import Page, StoredObject, list_dicom_files, search_filter, search_metadata
 
 __all__ = [
     "MAX_BATCH_PATHS",
     "ExtractionFailure",
     "Page",
+    "StoredObject",
     "dicom_json",
     "extract_metadata",
     "extract_metadata_batch",

@@ -1,10 +1,14 @@
-"""Opaque paging cursors: a position, bound to the query it belongs to, encrypted and signed.
+"""Opaque paging cursors: a position, bound to the query it belongs to, encrypted and authenticated.
 
-A cursor is ``base64url(nonce + ciphertext).base64url(hmac)``. The plaintext JSON holds the
-query's fingerprint and the position after the last item served, which includes a patient
-id or a study date: cursors travel in URLs and proxy logs, so they are encrypted (a keystream
-of HMAC-SHA256 blocks, encrypt-then-MAC). A cursor that was altered, truncated or made by
-another query fails verification and is answered with ``INVALID_CURSOR``.
+A cursor is ``base64url(nonce + AES-256-GCM ciphertext)``. The plaintext JSON is the position
+after the last item served, which holds a patient id or an s3 path: cursors travel in URLs
+and proxy logs, so they are encrypted. The query's fingerprint is the cipher's associated
+data, so a cursor made by another query, altered, truncated, or made with another secret
+fails authentication and is answered with ``INVALID_CURSOR``; so is one whose position does
+not have the shape its query expects.
+
+The key comes from the process's secret (``use_secret``), which ``create_app`` sets once:
+``DICOM_META_CURSOR_SECRET`` (or the ``CURSOR_SECRET`` setting). There is no default secret.
 """
 
 from __future__ import annotations
@@ -12,20 +16,45 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import json
 import os
+import secrets
+from collections.abc import Collection
 from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from errors import InvalidArgument, InvalidCursor
 
-# Set DICOM_META_CURSOR_SECRET in production so cursors cannot be forged. The default still
-# detects corruption and foreign cursors, and stays stable across workers and restarts.
-_DEFAULT_SECRET = "dicom-meta-cursor-v1"
+SECRET_VARIABLE = "DICOM_META_CURSOR_SECRET"
+NONCE_BYTES = 12  # AES-GCM's standard nonce (NIST SP 800-38D 8.2); random per cursor
+_KEY_INFO = b"dicom-meta paging cursor v2"
+
+# One cipher per process: the secret is a deployment setting, like the variable it comes from.
+_cipher: list[AESGCM] = []
 
 
-def _secret() -> bytes:
-    return os.environ.get("DICOM_META_CURSOR_SECRET", _DEFAULT_SECRET).encode()
+def new_secret() -> str:
+    """Return a random secret, for a local run that has none (shared with its workers)."""
+    return secrets.token_urlsafe(32)
+
+
+def use_secret(secret: str) -> None:
+    """Derive the cursor key from ``secret`` and use it for every cursor of this process."""
+    if not secret:
+        raise ValueError(f"the cursor secret is empty; set {SECRET_VARIABLE}")
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEY_INFO).derive(secret.encode())
+    _cipher[:] = [AESGCM(key)]
+
+
+def _aead() -> AESGCM:
+    if not _cipher:
+        # create_app sets the secret; a process that never built an app (a script) has none.
+        raise RuntimeError(f"no cursor secret: create the app first or set {SECRET_VARIABLE}")
+    return _cipher[0]
 
 
 def fingerprint(operation: str, arguments: dict[str, Any]) -> str:
@@ -42,52 +71,59 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _keystream(nonce: bytes, length: int) -> bytes:
-    blocks = (
-        hmac.new(_secret(), b"stream" + nonce + n.to_bytes(4, "big"), hashlib.sha256).digest()
-        for n in range(length // 32 + 1)
-    )
-    return b"".join(blocks)[:length]
-
-
-def _xor(data: bytes, stream: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(data, stream))
-
-
-def encode_cursor(query: str, position: dict[str, Any] | None) -> str | None:
+def encode_cursor(query: str, position: dict[str, str] | None) -> str | None:
     """Return the cursor for ``position`` in the query ``query`` (``None`` stays ``None``)."""
     if position is None:
         return None
-    plaintext = json.dumps({"q": query, "p": position}, separators=(",", ":")).encode()
-    nonce = os.urandom(12)
-    payload = nonce + _xor(plaintext, _keystream(nonce, len(plaintext)))
-    signature = hmac.new(_secret(), payload, hashlib.sha256).digest()[:16]
-    return f"{_b64(payload)}.{_b64(signature)}"
+    nonce = os.urandom(NONCE_BYTES)
+    plaintext = json.dumps(position, separators=(",", ":")).encode()
+    return _b64(nonce + _aead().encrypt(nonce, plaintext, query.encode()))
 
 
-def decode_cursor(query: str, cursor: str | None) -> dict[str, Any] | None:
+def decode_cursor(query: str, cursor: str | None, fields: Collection[str] | None = None) -> dict[str, str] | None:
     """Return the position a cursor holds, checking it belongs to ``query``.
+
+    Parameters
+    ----------
+    query
+        The fingerprint of the query being paged.
+    cursor
+        The cursor the client sent, or ``None`` for the first page.
+    fields
+        The keys the position must have (all strings); ``None``: any string keys.
 
     Raises
     ------
     InvalidCursor
-        When the cursor was tampered with, is malformed, or belongs to another query.
+        When the cursor was tampered with, is malformed, belongs to another query or another
+        secret, or holds a position of another shape.
     """
     if cursor is None:
         return None
     try:
-        payload_text, signature_text = cursor.split(".")
-        payload, signature = _unb64(payload_text), _unb64(signature_text)
+        payload = _unb64(cursor)
     except (ValueError, binascii.Error) as exc:
         raise InvalidCursor("the cursor is malformed; start again without one") from exc
-    expected = hmac.new(_secret(), payload, hashlib.sha256).digest()[:16]
-    if not hmac.compare_digest(signature, expected):
-        raise InvalidCursor("the cursor was altered or is not one of ours")
-    nonce, ciphertext = payload[:12], payload[12:]
-    data = json.loads(_xor(ciphertext, _keystream(nonce, len(ciphertext))))
-    if data.get("q") != query:
-        raise InvalidCursor("the cursor belongs to another query; page with the same arguments")
-    return data["p"]
+    try:
+        plaintext = _aead().decrypt(payload[:NONCE_BYTES], payload[NONCE_BYTES:], query.encode())
+    except (InvalidTag, ValueError) as exc:
+        raise InvalidCursor("the cursor was altered, belongs to another query, or is not one of ours") from exc
+    try:
+        position = json.loads(plaintext)
+    except ValueError as exc:
+        raise InvalidCursor("the cursor holds no position; start again without one") from exc
+    if not _has_shape(position, fields):
+        raise InvalidCursor("the cursor holds a position of another kind; start again without one")
+    return position
+
+
+def _has_shape(position: Any, fields: Collection[str] | None) -> bool:
+    """Tell whether ``position`` is a dict of strings with exactly ``fields`` as keys."""
+    if not isinstance(position, dict) or not position:
+        return False
+    if not all(isinstance(key, str) and isinstance(value, str) for key, value in position.items()):
+        return False
+    return fields is None or set(position) == set(fields)
 
 
 def check_page_size(first: int, maximum: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Generic, TypeVar
 
 from errors import InvalidArgument
 from managers.bundle import Managers
@@ -16,19 +16,19 @@ MAX_SEARCH_PAGE = 500
 MAX_FILES_PAGE = 1000
 
 
+T = TypeVar("T")
+
+# An object of the bucket as listings give it: s3 path, size in bytes, last modified. The
+# GraphQL type of it (schema.types.DicomFile) is its one named definition.
+StoredObject = tuple[str, int, datetime]
+
+
 @dataclass
-class Page:
+class Page(Generic[T]):
     """One page of results and the cursor of the next (``None`` on the last page)."""
 
-    items: list[Any]
+    items: list[T]
     next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class DicomFile:
-    s3_path: str
-    size: int
-    last_modified: datetime
 
 
 def search_filter(
@@ -52,19 +52,23 @@ def search_filter(
     )
 
 
-def search_metadata(managers: Managers, criteria: SearchFilter, first: int = 50, after: str | None = None) -> Page:
+def search_metadata(
+    managers: Managers, criteria: SearchFilter, first: int = 50, after: str | None = None
+) -> Page[dict[str, str | None]]:
     """Return one page of stored records matching ``criteria``, by StudyDate then path."""
     check_page_size(first, MAX_SEARCH_PAGE)
     query = fingerprint("searchMetadata", asdict(criteria))
-    items, position = managers.dynamodb.search(criteria, first, decode_cursor(query, after))
+    after_position = decode_cursor(query, after, fields=("partition", "path", "sort"))
+    items, position = managers.dynamodb.search(criteria, first, after_position)
     return Page(items=items, next_cursor=encode_cursor(query, position))
 
 
-def list_dicom_files(managers: Managers, prefix: str = "dicom/", first: int = 100, after: str | None = None) -> Page:
+def list_dicom_files(
+    managers: Managers, prefix: str = "dicom/", first: int = 100, after: str | None = None
+) -> Page[StoredObject]:
     """Return one page of the objects under ``prefix``, in key order."""
     check_page_size(first, MAX_FILES_PAGE)
     query = fingerprint("dicomFiles", {"prefix": prefix})
-    position = decode_cursor(query, after)
+    position = decode_cursor(query, after, fields=("token",))
     objects, token = managers.s3.list_objects(prefix, first, position["token"] if position else None)
-    files = [DicomFile(s3_path=path, size=size, last_modified=modified) for path, size, modified in objects]
-    return Page(items=files, next_cursor=encode_cursor(query, {"token": token} if token else None))
+    return Page(items=objects, next_cursor=encode_cursor(query, {"token": token} if token else None))

@@ -1,14 +1,16 @@
-"""The REST compatibility routes of DESIGN.md: thin wrappers over the resolvers."""
+"""The REST compatibility routes of docs/API.md: thin wrappers over the resolvers."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, current_app, jsonify, request
 
 import resolvers
 from errors import InvalidArgument, InvalidPayload, NotFound, UnsupportedMediaType
-from managers.bundle import Managers
+
+if TYPE_CHECKING:
+    from managers.bundle import Managers
 
 bp = Blueprint("rest", __name__)
 

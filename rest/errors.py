@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from errors import INTERNAL_MESSAGE, DicomMetaError
+from web.request_id import current_request_id
 
 log = logging.getLogger(__name__)
-
-REQUEST_ID_HEADER = "X-Request-ID"
-# A client's id is echoed in headers and logs: accept only a short, plain token.
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 # Codes for what Flask or Werkzeug reject before a view runs.
 _HTTP_CODES = {
@@ -39,22 +34,12 @@ def error_response(
 ) -> tuple[Response, int]:
     """Return the contract's JSON error body with ``status``; ``extra`` adds top-level keys."""
     body: dict[str, Any] = dict(extra or {})
-    body["error"] = {"code": code, "message": message, "request_id": g.get("request_id", "")}
+    body["error"] = {"code": code, "message": message, "request_id": current_request_id()}
     response = jsonify(body)
     if status == 401:
         # RFC 6750 3: a 401 names the scheme the client should use.
         response.headers["WWW-Authenticate"] = 'Bearer realm="dicom-meta"'
     return response, status
-
-
-def _assign_request_id() -> None:
-    sent = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = sent if _CLIENT_REQUEST_ID.match(sent) else uuid.uuid4().hex
-
-
-def _echo_request_id(response: Response) -> Response:
-    response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-    return response
 
 
 def _domain_error(exc: DicomMetaError) -> tuple[Response, int]:
@@ -72,14 +57,12 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 
 
 def _unexpected_error(exc: Exception) -> tuple[Response, int]:
-    log.exception("unexpected error (request %s)", g.get("request_id"))
+    log.exception("unexpected error (request %s)", current_request_id())
     return error_response(500, "INTERNAL", INTERNAL_MESSAGE)
 
 
 def register(app: Flask) -> None:
-    """Give every response a request id and every error the contract's JSON shape."""
-    app.before_request(_assign_request_id)
-    app.after_request(_echo_request_id)
+    """Give every error the contract's JSON shape (the request id comes from ``web.request_id``)."""
     app.register_error_handler(DicomMetaError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

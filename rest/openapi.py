@@ -1,6 +1,6 @@
 """The OpenAPI 3 document of the REST routes, served at ``/openapi.json``.
 
-It states the contract of DESIGN.md: statuses, bodies and the one error shape. To document
+It states the contract of docs/API.md: statuses, bodies and the one error shape. To document
 a new route, add an entry to ``PATHS`` built with ``operation``; the fuzz tests
 (``tests/test_fuzz.py``) then exercise it.
 """

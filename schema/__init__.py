@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types.scalar import ScalarDefinition
 
 from schema.mutations import Mutation
 from schema.queries import Query
@@ -20,7 +21,7 @@ class DicomMetaSchema(strawberry.Schema):
         return None
 
 
-SCALARS = {
+SCALARS: dict[object, ScalarDefinition] = {
     Long: strawberry.scalar(
         name="Long", serialize=int, parse_value=int, description="A 64-bit integer, serialized as a JSON number."
     )

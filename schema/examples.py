@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config import S3_BUCKET_NAME
-from local.samples import SEED_UID_ROOT
+from seeds import seeded_s3_path
 
 EXAMPLE_QUERY = """\
 # Ctrl-Enter (or ▶) runs this query on
@@ -56,4 +55,4 @@ query SeededFile($s3Path: String!) {
 
 def example_variables() -> dict[str, Any]:
     """Return the variables of ``EXAMPLE_QUERY``: the first generated seed file."""
-    return {"s3Path": f"s3://{S3_BUCKET_NAME}/dicom/anon-{SEED_UID_ROOT}1.dcm"}
+    return {"s3Path": seeded_s3_path(1)}

@@ -49,8 +49,7 @@ class Query:
         self, info: Info[Context, None], prefix: str = "dicom/", first: int = 100, after: str | None = None
     ) -> DicomFilePage:
         page = resolvers.list_dicom_files(info.context.managers, prefix, first, after)
-        items = [DicomFile(s3_path=f.s3_path, size=f.size, last_modified=f.last_modified) for f in page.items]
-        return DicomFilePage(items=items, next_cursor=page.next_cursor)
+        return DicomFilePage(items=[DicomFile.from_object(o) for o in page.items], next_cursor=page.next_cursor)
 
     @strawberry.field(
         description=f"The five fields of up to {MAX_BATCH_PATHS} files read live and concurrently, in the "

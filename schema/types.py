@@ -1,18 +1,20 @@
-"""GraphQL types. Field names are the contract's (DESIGN.md, "GraphQL")."""
+"""GraphQL types. Field names are the contract's (docs/API.md, "GraphQL")."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, NewType
+from typing import TYPE_CHECKING, Annotated, Any, Generic, NewType, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 import resolvers
-from managers.bundle import Managers
-from resolvers import ExtractionFailure
+from resolvers import ExtractionFailure, StoredObject
+
+if TYPE_CHECKING:
+    from managers.bundle import Managers
 
 # GraphQL's Int is 32-bit; DICOM objects (whole-slide images, tomosynthesis) pass 2 GiB.
 # Mapped to its GraphQL scalar in schema/__init__.py.
@@ -42,7 +44,7 @@ class DicomMetadata:
         "Bulk data is left out."
     )
     def dicom_json(self, info: Info[Context, None], keywords: list[str] | None = None) -> JSON | None:
-        return resolvers.dicom_json(info.context.managers, self.s3_path, keywords)
+        return JSON(resolvers.dicom_json(info.context.managers, self.s3_path, keywords))
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> DicomMetadata:
@@ -73,23 +75,38 @@ class MetadataFilter:
     institution_name: str | None = None
 
 
-@strawberry.type(description="One page of search results, ordered by StudyDate then s3 path.")
-class MetadataPage:
-    items: list[DicomMetadata]
+T = TypeVar("T")
+
+
+@strawberry.type
+class Page(Generic[T]):
+    """One page of items and the cursor of the next; each use names itself (the contract's names)."""
+
+    items: list[T]
     next_cursor: str | None = strawberry.field(description="Pass as `after` for the next page; null on the last.")
+
+
+@strawberry.type(name="MetadataPage", description="One page of search results, ordered by StudyDate then s3 path.")
+class MetadataPage(Page[DicomMetadata]):
+    pass
 
 
 @strawberry.type(description="An object in the bucket.")
 class DicomFile:
     s3_path: str
-    size: Long  # type: ignore[valid-type]
+    size: Long
     last_modified: datetime
 
+    @classmethod
+    def from_object(cls, stored: StoredObject) -> DicomFile:
+        """Build the type from a listing's (s3 path, size, last modified)."""
+        s3_path, size, last_modified = stored
+        return cls(s3_path=s3_path, size=Long(size), last_modified=last_modified)
 
-@strawberry.type(description="One page of objects, in key order.")
-class DicomFilePage:
-    items: list[DicomFile]
-    next_cursor: str | None = strawberry.field(description="Pass as `after` for the next page; null on the last.")
+
+@strawberry.type(name="DicomFilePage", description="One page of objects, in key order.")
+class DicomFilePage(Page[DicomFile]):
+    pass
 
 
 @strawberry.type(description="Why one file of a batch has no metadata.")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# Strawberry raises cross_web's HTTPException and re-exports it nowhere public.
 from cross_web import HTTPException as StrawberryHTTPException
-from flask import Request, Response, abort, g
+from flask import Request, Response, abort
 from flask import request as flask_request
 from graphql import GraphQLError
 from strawberry.flask.views import GraphQLView
@@ -14,14 +15,17 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from errors import INTERNAL_MESSAGE, DicomMetaError
-from managers.bundle import Managers
 from schema import graphiql
 from schema.types import Context
+from web.request_id import current_request_id
+
+if TYPE_CHECKING:
+    from managers.bundle import Managers
 
 log = logging.getLogger(__name__)
 
 
-class DicomMetaGraphQLView(GraphQLView):
+class DicomMetaGraphQLView(GraphQLView[Context, None]):
     """Strawberry's view with our context, scrubbed errors, the contract's HTTP errors and
     a GraphiQL page on local assets (Strawberry's CDN page when ``local_graphiql`` is False)."""
 
@@ -35,8 +39,8 @@ class DicomMetaGraphQLView(GraphQLView):
             return graphiql.render_page()
         return super().render_graphql_ide(request)
 
-    def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
-        return Context(managers=self.managers, request_id=g.request_id)
+    def get_context(self, request: Request, response: Response) -> Context:
+        return Context(managers=self.managers, request_id=current_request_id())
 
     def dispatch_request(self) -> Any:
         try:
@@ -46,10 +50,10 @@ class DicomMetaGraphQLView(GraphQLView):
             # in the contract's JSON format, not as Strawberry's plain text.
             abort(_status_of(exc), description=exc.reason)
 
-    def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
+    def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = super().process_result(request, result)
         if result.errors:
-            response["errors"] = [format_error(error, g.request_id) for error in result.errors]
+            response["errors"] = [format_error(error, current_request_id()) for error in result.errors]
         return response
 
 

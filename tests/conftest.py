@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from app import create_app
+from config import S3_BUCKET_NAME
+from local.samples import SampleSpec, build_file
+from local.server import LocalAWS
 
-from app import create_app  # noqa: E402
-from config import S3_BUCKET_NAME  # noqa: E402
-from local.samples import SampleSpec, build_file  # noqa: E402
-from local.server import LocalAWS  # noqa: E402
+TEST_CURSOR_SECRET = "tests-cursor-secret"
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +26,10 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    # The embedded AWS, whatever secrets.json this checkout holds.
+    monkeypatch.setenv("DICOM_META_BACKEND", "local")
+    # Every app a test builds shares the session app's cursor secret (a process-wide setting).
+    monkeypatch.setenv("DICOM_META_CURSOR_SECRET", TEST_CURSOR_SECRET)
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,12 @@ def local_aws() -> Iterator[LocalAWS]:
 def app(local_aws: LocalAWS) -> Flask:
     """The app, wired to the embedded AWS like `make run` wires it."""
     return create_app(
-        {"TESTING": True, "AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials}
+        {
+            "TESTING": True,
+            "AWS_ENDPOINT_URL": local_aws.endpoint_url,
+            "AWS_CREDENTIALS": local_aws.credentials,
+            "CURSOR_SECRET": TEST_CURSOR_SECRET,
+        }
     )
 
 

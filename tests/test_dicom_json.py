@@ -8,23 +8,23 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
 
 from errors import UpstreamUnavailable
-from local.samples import SampleSpec, build_file, bundled_file
+from local.samples import SampleSpec, build_file, bundled_file, pydicom_test_file
 from managers.DicomManager import BULK_DATA_THRESHOLD, DEFER_SIZE, json_model, read_header, tag_of
 
 BUCKET = "data-apps-ex"
 
 
 def gql(client: FlaskClient, query: str, **variables: Any) -> dict[str, Any]:
-    return client.post("/graphql", json={"query": query, "variables": variables}).json
+    answer: dict[str, Any] | None = client.post("/graphql", json={"query": query, "variables": variables}).json
+    assert answer is not None
+    return answer
 
 
 JSON_LIVE = "query($p: String!, $k: [String!]) { dicomMetadata(s3Path: $p) { dicomJson(keywords: $k) } }"
@@ -62,7 +62,7 @@ def strip_bulk(model: dict[str, Any]) -> dict[str, Any]:
     ],
 )
 def test_whole_header_matches_pydicom(client: FlaskClient, put_object: Callable[[str, bytes], str], name: str) -> None:
-    data = Path(get_testdata_file(name, download=False)).read_bytes()
+    data = pydicom_test_file(name).read_bytes()
     s3_path = put_object(f"dicom/json/{name}", data)
     result = gql(client, JSON_LIVE, p=s3_path)
     assert "errors" not in result
@@ -121,7 +121,10 @@ def test_dicom_json_on_stored_records(client: FlaskClient, put_dicom: Callable[.
     assert stored == {"dicomJson": {"0008103E": {"vr": "LO", "Value": ["STORED SERIES"]}}}
 
 
-FILES = "query($prefix: String, $first: Int, $after: String) { dicomFiles(prefix: $prefix, first: $first, after: $after) { items { s3Path size lastModified } nextCursor } }"
+FILES = (
+    "query($prefix: String, $first: Int, $after: String) { dicomFiles(prefix: $prefix, first: $first, after: $after)"
+    " { items { s3Path size lastModified } nextCursor } }"
+)
 
 
 def test_dicom_files_pages_through_a_prefix(client: FlaskClient, put_object: Callable[[str, bytes], str]) -> None:

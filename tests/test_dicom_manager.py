@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from pydicom import dcmread
-from pydicom.data import get_charset_files, get_testdata_file
+from pydicom.data import get_charset_files
 
 from errors import NotDicom, NotFound
-from local.samples import build_file
+from local.samples import build_file, pydicom_test_file
 from managers.bundle import Managers
 from managers.DicomManager import fields_of
 from tests.dicom_cases import CASES, Case
@@ -31,7 +31,7 @@ def test_extracts_the_five_fields(case: Case, managers: Managers, put_object: Ca
 
 
 def test_pydicom_bundled_file(managers: Managers, put_object: Callable[[str, bytes], str]) -> None:
-    data = open(get_testdata_file("CT_small.dcm", download=False), "rb").read()
+    data = pydicom_test_file("CT_small.dcm").read_bytes()
     s3_path = put_object("dicom/ct small.dcm", data)
     assert managers.dicom.extract_metadata(s3_path) == {
         "PatientID": "1CT1",

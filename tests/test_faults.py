@@ -9,19 +9,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from local import free_port
 from local.process import LocalAWSProcess
-from local.samples import SEED_UID_ROOT
 from local.server import LocalAWS
 from managers.aws import MAX_ATTEMPTS, Credentials
 from managers.bundle import Managers
 from managers.DicomManager import DicomManager
 from managers.DynamoDBManager import DynamoDBManager
 from managers.S3Manager import S3Manager
+from seeds import SEED_UID_ROOT
 
 SEEDED = f"s3://data-apps-ex/dicom/anon-{SEED_UID_ROOT}1.dcm"
 DEADLINE = 5.0
@@ -38,12 +39,6 @@ GRAPHQL_CALLS = [
     f'{{ storedMetadata(s3Path: "{SEEDED}") {{ modality }} }}',
     f'mutation {{ uploadJson(payload: {{s3_path: "{SEEDED}", Modality: "CT"}}) {{ s3Path }} }}',
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def timed(client: FlaskClient, method: str, route: str, kwargs: dict[str, Any]) -> tuple[Any, float]:
@@ -106,7 +101,7 @@ def test_a_stopped_endpoint_is_503_and_a_restarted_one_serves_again(embedded_pro
     embedded_process.stop()
     assert_all_unavailable(app)
     ready = app.test_client().get("/ready").json
-    assert (ready["s3"], ready["dynamodb"]) == ("unavailable", "unavailable")
+    assert ready and (ready["s3"], ready["dynamodb"]) == ("unavailable", "unavailable")
     assert app.test_client().get("/health").status_code == 200
     # WHEN it comes back on the same port THEN the same app serves again, without a restart
     embedded_process.start()
@@ -128,16 +123,14 @@ def test_ready_names_what_is_missing(local_aws: LocalAWS) -> None:
     app = create_app({"MANAGERS": Managers(s3=s3, dynamodb=dynamodb, dicom=DicomManager(s3)), "API_KEYS": None})
     # WHEN readiness is asked THEN it is 503 and says which one failed, in the contract's error shape
     response = app.test_client().get("/ready")
-    assert response.status_code == 503
+    assert response.status_code == 503 and response.json is not None
     assert (response.json["s3"], response.json["dynamodb"]) == ("ok", "unavailable")
     assert response.json["error"]["code"] == "UPSTREAM_UNAVAILABLE"
     assert "dynamodb" in response.json["error"]["message"]
 
 
 def test_a_closed_port_is_503_everywhere() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # free, so nothing listens there
     app = create_app(
         {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_CREDENTIALS": Credentials("x", "y"), "API_KEYS": None}
     )
@@ -180,7 +173,7 @@ def throttle(client: Any, event: str, response: tuple[int, dict[str, str], bytes
         if len(sends) > times:
             return None  # let the real request through
         status, headers, body = response
-        return AWSResponse(request.url, status, headers, _Body(body))
+        return AWSResponse(request.url, status, HTTPHeaders.from_dict(headers), _Body(body))
 
     client.meta.events.register_first(event, answer)
     return sends
@@ -223,7 +216,7 @@ def test_throttling_is_retried_then_503(
     answer = fresh_app.test_client().get(route, query_string={"s3_path": SEEDED})
     assert len(sends) == MAX_ATTEMPTS
     assert answer.status_code == 503
-    assert answer.json["error"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert answer.json and answer.json["error"]["code"] == "UPSTREAM_UNAVAILABLE"
 
 
 @pytest.mark.slow

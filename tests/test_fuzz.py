@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -36,11 +35,12 @@ from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
 from app import create_app
+from local import free_port
 from local.process import LocalAWSProcess
-from local.samples import SEED_UID_ROOT
 from metadata import FIELDS
 from rest.openapi import PATHS
 from schema import schema as strawberry_schema
+from seeds import SEED_UID_ROOT
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 # The short run in `make test` is the same every time; `make fuzz` explores anew.
@@ -48,7 +48,7 @@ DERANDOMIZE = os.environ.get("FUZZ_RANDOM", "") == ""
 KEY = "fuzz-key-7f3a9c1e"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
-# The contract's codes (DESIGN.md), plus the two the HTTP and GraphQL layers add.
+# The contract's codes (docs/API.md), plus the two the HTTP and GraphQL layers add.
 CONTRACT_CODES = frozenset(
     {
         "MISSING_PARAMETER",
@@ -119,12 +119,6 @@ def as_graphql_value(value: Any) -> ValueNode:
 
 
 schemathesis.graphql.scalar("JSON", (DOCUMENTS | ANY_JSON).map(as_graphql_value))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # Cases run per API, and the answers checked by HTTP status (the checks also see the extra

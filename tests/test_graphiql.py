@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -44,7 +45,7 @@ def test_every_asset_is_served(client: FlaskClient, name: str) -> None:
 def test_only_allow_listed_files_are_served(client: FlaskClient, name: str) -> None:
     response = client.get(f"{URL_PREFIX}/{name}")
     assert response.status_code == 404
-    assert response.json["error"]["code"] == "NOT_FOUND"
+    assert response.json and response.json["error"]["code"] == "NOT_FOUND"
 
 
 def test_without_assets_falls_back_to_strawberrys_page(
@@ -67,7 +68,7 @@ def test_without_assets_falls_back_to_strawberrys_page(
 def test_example_query_runs_on_the_seeded_data(client: FlaskClient) -> None:
     response = client.post("/graphql", json={"query": EXAMPLE_QUERY, "variables": example_variables()})
     body = response.json
-    assert "errors" not in body, body
+    assert body is not None and "errors" not in body, body
     live = body["data"]["live"]
     assert live["s3Path"] == example_variables()["s3Path"]
     assert (live["patientId"], live["modality"], live["studyDate"]) == ("PAT-0001", "CT", "20240115")
@@ -76,8 +77,11 @@ def test_example_query_runs_on_the_seeded_data(client: FlaskClient) -> None:
 def test_example_search_finds_the_seeded_ct_once_ingested(client: FlaskClient) -> None:
     from tests.test_end_to_end import eventually
 
-    def run() -> dict:
-        return client.post("/graphql", json={"query": EXAMPLE_QUERY, "variables": example_variables()}).json["data"]
+    def run() -> dict[str, Any]:
+        answer = client.post("/graphql", json={"query": EXAMPLE_QUERY, "variables": example_variables()}).json
+        assert answer is not None
+        data: dict[str, Any] = answer["data"]
+        return data
 
     data = eventually(lambda: (d := run())["stored"] and d["ct2024"]["items"] and d)
     assert data["stored"]["patientId"] == "PAT-0001"

@@ -1,4 +1,4 @@
-"""The GraphQL schema: names of DESIGN.md, operations, and error codes in extensions."""
+"""The GraphQL schema: names of docs/API.md, operations, and error codes in extensions."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ def gql(client: FlaskClient, query: str, **variables: Any) -> dict[str, Any]:
     response = client.post("/graphql", json={"query": query, "variables": variables})
     assert response.status_code == 200
     assert response.headers["X-Request-ID"]
-    return response.json
+    assert response.json is not None
+    answer: dict[str, Any] = response.json
+    return answer
 
 
 def error_codes(result: dict[str, Any]) -> list[str]:
@@ -72,7 +74,7 @@ def test_execute_sync_with_a_context(app: Any, put_dicom: Callable[..., str]) ->
     s3_path = put_dicom(patient_id="SYNC")
     context = Context(managers=app.extensions["dicom_meta.managers"], request_id="t")
     result = schema.execute_sync(LIVE, variable_values={"p": s3_path}, context_value=context)
-    assert not result.errors
+    assert not result.errors and result.data
     assert result.data["dicomMetadata"]["patientId"] == "SYNC"
 
 
@@ -144,7 +146,7 @@ def test_malformed_http_requests_answer_the_contract_error(
 ) -> None:
     response = client.post("/graphql", data=data, content_type=content_type)
     assert response.status_code == status
-    assert response.json["error"]["code"] in {"INVALID_PAYLOAD", "UNSUPPORTED_MEDIA_TYPE"}
+    assert response.json and response.json["error"]["code"] in {"INVALID_PAYLOAD", "UNSUPPORTED_MEDIA_TYPE"}
 
 
 def test_browsers_get_graphiql(client: FlaskClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import uuid
@@ -248,8 +249,74 @@ def test_dynamodb_failing_for_one_record_fails_only_that_record(
         json_object(f"json/flaky/{name}.json", document(f"dicom/flaky/{name}.dcm", PatientID=name))
         for name in ("ok1", "flaky", "ok2")
     ]
-    with pytest.raises(handler.IngestError, match="record 1: DynamoDB is busy"):
+    with pytest.raises(handler.IngestError, match="record 1: UPSTREAM_UNAVAILABLE: DynamoDB is busy"):
         handler.lambda_handler({"Records": [s3_record(k) for k in keys]}, LambdaContext())
     assert stored_patient(table, "dicom/flaky/ok1.dcm") == "ok1"
     assert stored_patient(table, "dicom/flaky/ok2.dcm") == "ok2"
     assert stored_patient(table, "dicom/flaky/flaky.dcm") is None
+
+
+@pytest.mark.parametrize(
+    ("mangle", "reason"),
+    [
+        (lambda r: r["s3"]["object"].pop("key"), "s3.object.key is missing"),
+        (lambda r: r["s3"]["object"].update(key=7), "s3.object.key must be a str"),
+        (lambda r: r["s3"].pop("bucket"), "s3.bucket.name is missing"),
+        (lambda r: r.update(s3="not an object"), "s3.bucket.name is missing"),
+        (lambda r: r["s3"]["object"].update(sequencer=12), "s3.object.sequencer must be a str"),
+        (lambda r: r.update(eventName=["ObjectCreated:Put"]), "eventName must be a str"),
+    ],
+    ids=["no-key", "key-not-str", "no-bucket", "s3-not-object", "sequencer-not-str", "event-name-not-str"],
+)
+def test_a_malformed_record_is_a_validation_failure_not_a_bug(
+    handler: ModuleType, json_object: Any, table: Any, mangle: Any, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a record S3 would never send, between two good ones
+    good = [json_object(f"json/shape/{n}.json", document(f"dicom/shape/{n}.dcm")) for n in ("a", "b")]
+    bad = s3_record("json/shape/bad.json")
+    mangle(bad)
+    # WHEN the event arrives THEN that record fails, named, as invalid input
+    with caplog.at_level("INFO"), pytest.raises(handler.IngestError, match=f"record 1: INVALID_EVENT: {reason}"):
+        handler.lambda_handler({"Records": [s3_record(good[0]), bad, s3_record(good[1])]}, LambdaContext())
+    # AND it is not logged as an unexpected error, and the others are stored
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert item_of(table, f"s3://{BUCKET}/dicom/shape/a.dcm") is not None
+    assert item_of(table, f"s3://{BUCKET}/dicom/shape/b.dcm") is not None
+
+
+def test_records_that_are_not_a_list_fail_the_event(handler: ModuleType) -> None:
+    from managers.s3_events import InvalidS3Event
+
+    with pytest.raises(InvalidS3Event, match="Records must be a list"):
+        handler.lambda_handler({"Records": {"not": "a list"}}, LambdaContext())
+
+
+def test_a_programming_error_is_logged_as_unexpected(
+    handler: ModuleType, json_object: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a bug in the storing code (a TypeError, which the handler once counted as bad input)
+    def broken_put(*args: Any, **kwargs: Any) -> bool:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(handler._dynamodb(), "put_record", broken_put)
+    key = json_object("json/bug/a.json", document("dicom/bug/a.dcm"))
+    # WHEN a record arrives THEN it fails as unexpected, with its traceback in the log
+    with caplog.at_level("INFO"), pytest.raises(handler.IngestError, match="record 0: unexpected TypeError"):
+        handler.lambda_handler({"Records": [s3_record(key)]}, LambdaContext())
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert errors[0].getMessage() == "unexpected failure on record 0"
+
+
+def test_importing_the_handler_leaves_logging_alone() -> None:
+    code = (
+        "import importlib.util, logging, sys;"
+        f"spec = importlib.util.spec_from_file_location('lambda_function', {str(HANDLER_FILE)!r});"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
+        "root = logging.getLogger();"
+        "print(root.level, len(root.handlers), logging.getLogger('dicom_meta.ingest').level)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(HANDLER_FILE.parent.parent), check=True
+    )
+    assert result.stdout.split() == [str(logging.WARNING), "0", str(logging.NOTSET)]

@@ -55,7 +55,7 @@ def test_an_endless_chunked_body_is_refused_after_one_mib(app: Flask, route: str
     # GIVEN a body without Content-Length that never ends (a server reading it whole would hang)
     body = EndlessBody()
     environ = EnvironBuilder(
-        path=route, method="POST", content_type="application/json", headers={"Transfer-Encoding": "chunked"}
+        path=route, method="POST", content_type="application/json", headers=[("Transfer-Encoding", "chunked")]
     ).get_environ()
     environ.pop("CONTENT_LENGTH", None)
     # What a server sets once it has de-chunked the body: the stream ends where the body ends.
@@ -97,7 +97,9 @@ def test_a_body_just_under_the_limit_is_read(client: FlaskClient) -> None:
 def gql_errors(client: FlaskClient, query: str) -> list[dict[str, Any]]:
     response = client.post("/graphql", json={"query": query})
     assert response.status_code == 200
-    return response.json.get("errors", [])
+    assert response.json is not None
+    errors: list[dict[str, Any]] = response.json.get("errors", [])
+    return errors
 
 
 def test_too_many_aliases(client: FlaskClient) -> None:
@@ -122,7 +124,7 @@ def test_too_many_tokens(client: FlaskClient) -> None:
 
 def test_too_many_tokens_via_get(client: FlaskClient) -> None:
     response = client.get("/graphql", query_string={"query": "{ " + "__typename " * MAX_TOKENS + "}"})
-    assert response.json["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert response.json and response.json["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
 
 @strawberry.type
@@ -169,5 +171,5 @@ def test_the_depth_limit() -> None:
 )
 def test_the_introspection_query_of_graphiql_still_runs(client: FlaskClient, options: dict[str, bool]) -> None:
     response = client.post("/graphql", json={"query": get_introspection_query(**options)})
-    assert "errors" not in response.json
+    assert response.json is not None and "errors" not in response.json
     assert response.json["data"]["__schema"]["queryType"]["name"] == "Query"

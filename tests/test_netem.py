@@ -28,7 +28,7 @@ class FakeTime:
         self.now += seconds
 
 
-class Body(list):  # type: ignore[type-arg]
+class Body(list[bytes]):
     """A WSGI body that remembers being closed."""
 
     closed = False

@@ -1,8 +1,7 @@
-"""The REST routes of DESIGN.md: shapes, statuses and every row of the error table."""
+"""The REST routes of docs/API.md: shapes, statuses and every row of the error table."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app import create_app
+from local import free_port
 from local.samples import SampleSpec
 from managers.aws import Credentials
 
@@ -45,7 +45,7 @@ def test_dicom_metadata_answers_the_five_fields_in_order(client: FlaskClient, pu
     )
     response = client.get("/dicom-metadata", query_string={"s3_path": s3_path})
     assert response.status_code == 200
-    assert list(response.json) == ["s3_path", *FIELDS]
+    assert list(response.json or {}) == ["s3_path", *FIELDS]
     assert response.json == {
         "s3_path": s3_path,
         "PatientID": "P-7",
@@ -177,12 +177,6 @@ def test_request_id_is_echoed_or_made(client: FlaskClient) -> None:
     assert client.get("/health", headers={"X-Request-ID": "a b\tc"}).headers["X-Request-ID"] != "a b\tc"
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     ("method", "route", "kwargs"),
     [
@@ -193,7 +187,7 @@ def _closed_port() -> int:
 )
 def test_dead_endpoint_is_upstream_unavailable_in_seconds(method: str, route: str, kwargs: dict[str, Any]) -> None:
     dead = create_app(
-        {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}", "AWS_CREDENTIALS": Credentials("x", "y")}
+        {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_CREDENTIALS": Credentials("x", "y")}
     ).test_client()
     started = time.monotonic()
     response = dead.open(route, method=method, **kwargs)

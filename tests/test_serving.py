@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.load import free_port, report, run_load, served
+from bench.load import report, run_load, served
+from local import free_port
 
 SEEDED = "s3://data-apps-ex/dicom/anon-1.2.826.0.1.3680043.8.498.1.1.dcm"
 

@@ -51,8 +51,11 @@ def configured_keys(value: object) -> tuple[str, ...]:
     """Normalise the ``API_KEYS`` setting: a list of keys, a comma-separated string, or none."""
     if not value:
         return ()
-    entries = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-    return tuple(parse_keys(entries))
+    if isinstance(value, str):
+        return tuple(parse_keys(value.split(",")))
+    if not isinstance(value, Iterable):
+        raise TypeError("API_KEYS must be a list of keys or a comma-separated string")
+    return tuple(parse_keys([str(entry) for entry in value]))
 
 
 def key_matches(sent: str, keys: Iterable[str]) -> bool:

@@ -31,7 +31,9 @@ def parse_origins(value: object) -> list[str]:
     """
     if not value:
         return []
-    entries: Iterable[str] = value.split(",") if isinstance(value, str) else value  # type: ignore[assignment]
+    if not isinstance(value, str | Iterable):
+        raise TypeError("CORS_ORIGINS must be a list of origins or a comma-separated string")
+    entries = value.split(",") if isinstance(value, str) else [str(entry) for entry in value]
     origins = [entry.strip().rstrip("/") for entry in entries if entry.strip()]
     if origins == ["*"]:
         return origins

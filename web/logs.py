@@ -16,6 +16,8 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.serving import WSGIRequestHandler
 
+from web.request_id import current_request_id
+
 ACCESS_LOGGER = "dicom_meta.access"
 access_log = logging.getLogger(ACCESS_LOGGER)
 
@@ -59,7 +61,7 @@ def _log_request(response: Response) -> Response:
         "route": rule,
         "status": response.status_code,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        "request_id": g.get("request_id"),
+        "request_id": current_request_id(),
     }
     access_log.info(json.dumps(line))
     return response

@@ -1,0 +1,130 @@
+"""The docs say what the code does: API.md names every route and error code, schema.graphql
+is the served schema, and ARCHITECTURE.md's lists (IAM actions, the zip) are the code's."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+import errors
+import rest.errors
+from deploy.build_lambda_zip import archive_name, package_files
+from schema.export import SDL_FILE, sdl
+from seeds import seeded_s3_path
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+API = (DOCS / "API.md").read_text(encoding="utf-8")
+ARCHITECTURE = (DOCS / "ARCHITECTURE.md").read_text(encoding="utf-8")
+LAMBDA_POLICY = Path(__file__).resolve().parent.parent / "deploy" / "lambda-policy.json"
+
+
+def test_api_md_names_every_served_route(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").json
+    assert document is not None
+    routes = {f"`{method.upper()} {path}`" for path, item in document["paths"].items() for method in item}
+    routes |= {"`GET /graphql`", "`POST /graphql`"}
+    assert {route for route in routes if route not in API} == set()
+
+
+def every_error_code() -> set[str]:
+    """Every code the service can answer: the domain errors', Flask's refusals', GraphQL's."""
+    domain = {
+        cls.code for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.DicomMetaError)
+    }
+    return domain | set(rest.errors._HTTP_CODES.values()) | {"GRAPHQL_VALIDATION_FAILED", "INTERNAL"}
+
+
+def test_api_md_names_every_error_code() -> None:
+    codes = every_error_code()
+    assert "INVALID_CURSOR" in codes and "METHOD_NOT_ALLOWED" in codes
+    assert {code for code in codes if f"`{code}`" not in API} == set()
+
+
+def test_schema_graphql_is_the_served_schema() -> None:
+    assert SDL_FILE.read_text(encoding="utf-8") == sdl(), "docs/schema.graphql is stale: run `make docs`"
+
+
+def table_rows(text: str, after: str, until: str) -> list[list[str]]:
+    """Return the cells of the markdown table rows between two markers of ``text``."""
+    section = text[text.index(after) : text.index(until, text.index(after))]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| ---")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[1:]]
+
+
+def test_the_lambda_policy_table_is_the_policy() -> None:
+    rows = table_rows(ARCHITECTURE, "grants exactly what the handler does", "Without `s3:ListBucket`, a missing")
+    documented = {action for row in rows for action in re.findall(r"`([a-z0-9]+:\w+)`", row[0])}
+    policy = json.loads(LAMBDA_POLICY.read_text())
+    granted = {action for statement in policy["Statement"] for action in statement["Action"]}
+    assert documented == granted
+
+
+def test_the_zip_module_list_is_the_builders() -> None:
+    start = ARCHITECTURE.index("module it reaches: today")
+    listed = set(
+        re.findall(r"`([\w/]+\.py)`", ARCHITECTURE[start : ARCHITECTURE.index("(`tests/test_docs.py` checks", start)])
+    )
+    shipped = {archive_name(path) for path in package_files()} - {"lambda_function.py"}
+    assert sorted(listed) == sorted(shipped)
+
+
+# The IAM action each AWS call needs (HeadBucket and ListObjectsV2 are authorised as ListBucket).
+IAM_ACTION = {
+    "GetObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "ListObjectsV2": "s3:ListBucket",
+    "HeadBucket": "s3:ListBucket",
+    "GetItem": "dynamodb:GetItem",
+    "Query": "dynamodb:Query",
+    "Scan": "dynamodb:Scan",
+    "DescribeTable": "dynamodb:DescribeTable",
+}
+
+
+@pytest.fixture
+def api_calls(app: Flask) -> Iterator[set[str]]:
+    """Record the AWS operations the app's clients make while the test runs."""
+    calls: set[str] = set()
+    managers = app.extensions["dicom_meta.managers"]
+
+    def record(model: Any, **_: Any) -> None:
+        calls.add(model.name)
+
+    clients = [managers.s3.client, managers.dynamodb.client]
+    for client in clients:
+        client.meta.events.register("before-call", record, unique_id="test-docs-calls")
+    try:
+        yield calls
+    finally:
+        for client in clients:
+            client.meta.events.unregister("before-call", unique_id="test-docs-calls")
+
+
+def test_the_api_iam_table_lists_every_call_the_api_makes(client: FlaskClient, api_calls: set[str]) -> None:
+    path = seeded_s3_path(1)
+    live = client.get("/dicom-metadata", query_string={"s3_path": path})
+    assert live.status_code == 200
+    assert client.post("/upload-json-to-s3", json=live.json).status_code == 201
+    client.get("/fetch-dicom-metadata", query_string={"s3_path": path})
+    for params in ({"PatientID": "PAT-0001"}, {"StudyDate": "20240101-"}, {"InstitutionName": "x"}):
+        assert client.get("/search-metadata", query_string=params).status_code == 200
+    assert client.get("/ready").status_code == 200
+    query = (
+        "query($p: String!) { dicomFiles(first: 1) { items { s3Path } }"
+        " dicomMetadataBatch(s3Paths: [$p]) { __typename } }"
+    )
+    answer = client.post("/graphql", json={"query": query, "variables": {"p": path}}).json
+    assert answer is not None and "errors" not in answer
+    # The presigned PUT goes through requests, not a boto3 call: the table lists it all the same.
+    api_calls.add("PutObject")
+    rows = table_rows(ARCHITECTURE, "What the API's own keys need", "Without `s3:ListBucket`, S3 answers")
+    documented = {row[0].strip("`"): row[1].strip("`") for row in rows}
+    assert api_calls <= set(IAM_ACTION), f"a call this test cannot map: {api_calls - set(IAM_ACTION)}"
+    assert {call: IAM_ACTION[call] for call in api_calls} == {call: documented.get(call) for call in api_calls}
