@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from config import S3_BUCKET_NAME
-from errors import DicomMetaError
+from errors import DicomMetaError, scrubbed_traceback
 from managers.aws import make_client, upstream
 from managers.DynamoDBManager import DynamoDBManager
 from metadata import FIELDS, s3_path_of, validate_payload
@@ -102,10 +102,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             outcome = "failed"
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             failures.append(f"record {index}: {reason}")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failed record must not hide the others; logged scrubbed
             outcome = "failed"
             failures.append(f"record {index}: unexpected {type(exc).__name__}")
-            log.exception("unexpected failure on record %d", index)
+            log.error("unexpected failure on record %d\n%s", index, scrubbed_traceback(exc))
         counts[outcome] += 1
         # Outcome and reason only: the document holds patient data that must not reach logs,
         # and reasons name fields, never their values.

@@ -5,20 +5,19 @@ from __future__ import annotations
 import logging
 import re
 import struct
-import zlib
 from functools import partial
 from typing import Any, BinaryIO, cast
 
+from pydicom import config as pydicom_config
 from pydicom.datadict import DicomDictionary, dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset, read_partial, read_preamble
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from errors import InvalidArgument, NotDicom
+from errors import DicomMetaError, InvalidArgument, NotDicom
 from managers.bounded import BoundedStream, HeaderTooLarge, InflatingReader, Stream
 from managers.ranged import FIRST_REQUEST, RangedReader
 from managers.S3Manager import S3Manager
@@ -39,23 +38,6 @@ _BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 MAX_JSON_VALUE_BYTES = 64 * 1024
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 
-# What pydicom raises on bytes that are not a dataset it can walk. RecursionError: sequences
-# nested hundreds deep (pydicom recurses per level) are refused, not answered 500.
-_PARSE_ERRORS = (
-    InvalidDicomError,
-    EOFError,
-    ValueError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    NotImplementedError,
-    struct.error,
-    OverflowError,
-    TypeError,
-    UnicodeError,
-    LookupError,
-    RecursionError,
-)
 
 # Values longer than this are skipped while parsing and read only if asked for. None of the
 # five fields comes near it (the longest, LO, holds 64 characters, PS3.5 6.2); skipping a large
@@ -80,6 +62,9 @@ class DicomManager:
     def __init__(self, s3: S3Manager, first_request: int = FIRST_REQUEST) -> None:
         self.s3 = s3
         self.first_request = first_request
+        # pydicom's value validation warns with the value itself in the message (to the
+        # warnings module and its logger): a hostile file would write patient data to stderr.
+        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
 
     def extract_metadata(self, file_path: str) -> dict[str, str | None]:
         """Return the five fields of the DICOM file at ``file_path``.
@@ -157,7 +142,9 @@ def read_header(fp: Stream) -> Dataset:
         dataset = _parse(stream)
     except HeaderTooLarge as exc:
         raise NotDicom(f"the object is not a readable DICOM header ({exc})") from exc
-    except (*_PARSE_ERRORS, zlib.error, OSError) as exc:
+    except DicomMetaError:
+        raise  # S3's answers (NotFound, UpstreamUnavailable) while reading, and our own NotDicom
+    except Exception as exc:
         raise NotDicom(f"the object is not a readable DICOM file ({type(exc).__name__})") from exc
     if len(dataset) == 0:
         raise NotDicom("the object holds no DICOM elements")
@@ -241,7 +228,9 @@ def fields_of(dataset: Dataset) -> dict[str, str | None]:
     """
     try:
         return {keyword: _text(_field(dataset, keyword)) for keyword in FIELDS}
-    except (*_PARSE_ERRORS, OSError) as exc:
+    except DicomMetaError:
+        raise
+    except Exception as exc:
         raise NotDicom(f"the DICOM header cannot be decoded ({type(exc).__name__})") from exc
 
 
@@ -280,7 +269,9 @@ def json_model(dataset: Dataset, tags: list[BaseTag] | None = None) -> dict[str,
             if (wanted is None or tag in wanted) and not _is_bulk(dataset.get_item(tag, keep_deferred=True)):
                 kept.add(dataset[tag])  # converted, hence decoded with the file's character set
         model = kept.to_json_dict(bulk_data_threshold=BULK_DATA_THRESHOLD, bulk_data_element_handler=lambda _: "")
-    except (*_PARSE_ERRORS, OSError) as exc:
+    except DicomMetaError:
+        raise
+    except Exception as exc:
         raise NotDicom(f"the DICOM header cannot be converted ({type(exc).__name__})") from exc
     return _without_bulk(model)
 

@@ -18,7 +18,7 @@ from typing import Protocol
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 # Read calls a header parse may make: pydicom makes two or three per element, so this bounds
 # the elements walked (and the time and the objects built) where bytes alone would not.
-MAX_HEADER_READS = 250_000
+MAX_HEADER_READS = 100_000
 # Bytes a Deflated dataset may inflate to before its header must have ended.
 MAX_INFLATED_BYTES = 8 * 1024 * 1024
 # Compressed bytes fed to the inflater at a time.

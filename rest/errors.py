@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from errors import INTERNAL_MESSAGE, DicomMetaError
+from errors import INTERNAL_MESSAGE, DicomMetaError, scrubbed_traceback
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 
 
 def _unexpected_error(exc: Exception) -> tuple[Response, int]:
-    log.exception("unexpected error (request %s)", g.get("request_id"))
+    log.error("unexpected error (request %s)\n%s", g.get("request_id"), scrubbed_traceback(exc))
     return error_response(500, "INTERNAL", INTERNAL_MESSAGE)
 
 

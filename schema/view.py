@@ -13,7 +13,7 @@ from strawberry.flask.views import GraphQLView
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from errors import INTERNAL_MESSAGE, DicomMetaError
+from errors import INTERNAL_MESSAGE, DicomMetaError, scrubbed_traceback
 from managers.bundle import Managers
 from schema import graphiql
 from schema.types import Context
@@ -70,7 +70,7 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
         # graphql-core's own parse and validation errors: the message helps the client.
         code = "GRAPHQL_VALIDATION_FAILED"
     else:
-        log.error("unexpected error in a resolver (request %s)", request_id, exc_info=original)
+        log.error("unexpected error in a resolver (request %s)\n%s", request_id, scrubbed_traceback(original))
         formatted["message"] = INTERNAL_MESSAGE
         code = "INTERNAL"
     formatted["extensions"] = {"code": code, "request_id": request_id}
