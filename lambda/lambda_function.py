@@ -64,6 +64,8 @@ def read_document(bucket: str, key: str) -> dict[str, str | None]:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not JSON: {exc}") from exc
+    except RecursionError as exc:  # json.loads recurses once per level of nesting
+        raise ValueError("not JSON: nested too deeply") from exc
     return validate_payload(payload)
 
 

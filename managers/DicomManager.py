@@ -25,6 +25,11 @@ from metadata import FIELDS
 
 log = logging.getLogger(__name__)
 
+# pydicom's value validation warns with the value itself in the message (to the warnings
+# module and its logger): a hostile file would write patient data to stderr. Set here, where
+# pydicom is first used, so that every reader of headers (the API, the indexer) has it.
+pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+
 # Groups a bare dataset (no preamble, no file meta) can start with: File Meta (0002) when the
 # preamble alone was dropped, Identifying (0008) otherwise. Anything else is not DICOM.
 _BARE_DATASET_GROUPS = frozenset({0x0002, 0x0008})
@@ -62,9 +67,6 @@ class DicomManager:
     def __init__(self, s3: S3Manager, first_request: int = FIRST_REQUEST) -> None:
         self.s3 = s3
         self.first_request = first_request
-        # pydicom's value validation warns with the value itself in the message (to the
-        # warnings module and its logger): a hostile file would write patient data to stderr.
-        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
 
     def extract_metadata(self, file_path: str) -> dict[str, str | None]:
         """Return the five fields of the DICOM file at ``file_path``.

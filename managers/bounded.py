@@ -17,8 +17,10 @@ from typing import Protocol
 # for a few thousand frames is a few megabytes.
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 # Read calls a header parse may make: pydicom makes two or three per element, so this bounds
-# the elements walked (and the time and the objects built) where bytes alone would not.
-MAX_HEADER_READS = 100_000
+# the elements walked (and the time and the objects built) where bytes alone would not: about
+# 20,000 elements, a quarter of a second. A long sequence of defined length costs no reads (its
+# value is skipped, DEFER_SIZE); only undefined-length sequences are walked element by element.
+MAX_HEADER_READS = 50_000
 # Bytes a Deflated dataset may inflate to before its header must have ended.
 MAX_INFLATED_BYTES = 8 * 1024 * 1024
 # Compressed bytes fed to the inflater at a time.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -91,9 +92,13 @@ def _date_range(value: str) -> tuple[str | None, str | None]:
     return low or None, high or None
 
 
+_LIMIT = re.compile(r"[0-9]{1,9}")
+
+
 def _limit(value: str | None) -> int:
     if value is None:
         return 50
-    if not value.isdigit():
+    # ASCII digits only: str.isdigit() accepts '²' and '١', which int() rejects or reads.
+    if not _LIMIT.fullmatch(value):
         raise InvalidArgument(f"limit must be a whole number, not {value!r}")
     return int(value)

@@ -49,7 +49,7 @@ def implicit(group: int, elem: int, value: bytes, length: int | None = None) -> 
 def file_meta(syntax: UID = ExplicitVRLittleEndian) -> bytes:
     """Preamble, ``DICM`` and a file meta (PS3.10 7.1) naming ``syntax``."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, "1.2.3.4"
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, UID("1.2.3.4")
     meta.TransferSyntaxUID = syntax
     fp = DicomBytesIO()
     fp.is_little_endian, fp.is_implicit_VR = True, False
