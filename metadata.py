@@ -57,15 +57,33 @@ def s3_path_of(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def json_key_for(dicom_key: str) -> str:
-    """Return the ``json/`` key that holds the metadata of ``dicom_key``.
+# json/ keys under this folder hold the documents of keys outside the common case (below).
+OTHER_KEYS_FOLDER = "_/"
 
-    ``dicom/a/anon-1.dcm`` becomes ``json/a/anon-1.json``; a key outside ``dicom/`` keeps its
-    whole key (DESIGN.md).
+
+def json_key_for(dicom_key: str) -> str:
+    """Return the ``json/`` key that holds the metadata of ``dicom_key``; never the same for two keys.
+
+    The common case, ``dicom/<rest>.dcm`` (lower-case ``.dcm``), becomes ``json/<rest>.json``:
+    ``dicom/a/anon-1.dcm`` gives ``json/a/anon-1.json``. Any other key K (outside ``dicom/``,
+    without ``.dcm``, with ``.DCM``) becomes ``json/_/K.json`` whole, so ``c/b.dcm``,
+    ``dicom/c/b`` and ``dicom/c/b.DCM`` no longer share ``json/c/b.json``. A common-case
+    key whose image would fall under ``json/_/`` (``dicom/_/x.dcm``) is refused.
+
+    Raises
+    ------
+    InvalidPayload
+        For ``dicom/_/….dcm``: its document would take the place of another key's.
     """
-    relative = dicom_key.removeprefix("dicom/")
-    stem = relative[: -len(".dcm")] if relative.lower().endswith(".dcm") else relative
-    return f"json/{stem}.json"
+    rest = dicom_key.removeprefix("dicom/")
+    if rest == dicom_key or not rest.endswith(".dcm"):
+        return f"json/{OTHER_KEYS_FOLDER}{dicom_key}.json"
+    if rest.startswith(OTHER_KEYS_FOLDER):
+        raise InvalidPayload(
+            f"s3_path may not lie under dicom/{OTHER_KEYS_FOLDER}: json/{OTHER_KEYS_FOLDER} holds "
+            "the documents of keys outside dicom/ or without .dcm"
+        )
+    return f"json/{rest.removesuffix('.dcm')}.json"
 
 
 def validate_payload(payload: Any) -> dict[str, str | None]:

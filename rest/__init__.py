@@ -46,7 +46,10 @@ def upload_json_to_s3() -> Any:
     """Upload the body's metadata document to json/ through a presigned URL."""
     if not request.is_json:
         raise UnsupportedMediaType("send the body as Content-Type: application/json")
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError as exc:  # json.loads recurses once per level of nesting
+        raise InvalidPayload("the body is nested too deeply to be read as JSON") from exc
     if payload is None:
         raise InvalidPayload("the body is not valid JSON")
     return jsonify({"s3_path": resolvers.upload_json(managers(), payload)}), 201

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 
+from schema.fanout import ExpandedSizeLimiter
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.types import Long
@@ -35,8 +36,10 @@ MAX_QUERY_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
 
-# Factories, not instances: Strawberry builds fresh extensions for each request.
+# Factories, not instances: Strawberry builds fresh extensions for each request. The expanded
+# size comes first: the depth limiter and graphql-core's validation walk fragment expansions.
 LIMITS = [
+    ExpandedSizeLimiter,
     lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
     lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
     lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

@@ -46,6 +46,12 @@ class DicomMetaGraphQLView(GraphQLView):
             # in the contract's JSON format, not as Strawberry's plain text.
             abort(_status_of(exc), description=exc.reason)
 
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return super().decode_json(data)
+        except RecursionError as exc:  # json.loads recurses once per level of nesting
+            raise StrawberryHTTPException(400, "the body is nested too deeply to be read as JSON") from exc
+
     def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
         response = super().process_result(request, result)
         if result.errors:
@@ -66,8 +72,10 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     if isinstance(original, DicomMetaError):
         formatted["message"] = original.message
         code = original.code
-    elif original is None:
-        # graphql-core's own parse and validation errors: the message helps the client.
+    elif original is None or error.path is None:
+        # graphql-core's own parse and validation errors, and variables that do not fit their
+        # types (a scalar's parser raised: an error with a cause but outside any field's
+        # path): the message helps the client, and it is theirs, so it is not logged.
         code = "GRAPHQL_VALIDATION_FAILED"
     else:
         log.error("unexpected error in a resolver (request %s)\n%s", request_id, scrubbed_traceback(original))
