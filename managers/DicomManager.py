@@ -16,6 +16,7 @@ from pydicom.filereader import read_dataset, read_partial, read_preamble
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.valuerep import VR
 
 from errors import DicomMetaError, InvalidArgument, NotDicom
 from managers.bounded import BoundedStream, HeaderTooLarge, InflatingReader, Stream
@@ -59,6 +60,7 @@ _TEXT_VRS = frozenset(
 _TRANSFER_SYNTAX = 0x00020010
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+_KNOWN_VRS = frozenset(vr.value for vr in VR)
 
 
 class DicomManager:
@@ -136,7 +138,7 @@ def read_header(fp: Stream) -> Dataset:
     ------
     NotDicom
         When the stream is not a parseable header: not DICOM, truncated, an element running
-        past the end, a file meta without a transfer syntax, no element, or over a bound.
+        past the end, no file meta after DICM, no element, or over a bound.
         The message names the reason, never a value of the file.
     """
     stream = BoundedStream(fp)
@@ -166,15 +168,16 @@ def _parse(stream: BoundedStream) -> Dataset:
     # inflate it whole, in one call, however large.
     meta = FileMetaDataset(read_dataset(binary, False, True, stop_when=_past_file_meta))
     syntax = _raw_text(meta.get_item(_TRANSFER_SYNTAX, keep_deferred=True))
-    if preamble is not None and not syntax:
-        raise NotDicom("the file meta has no transfer syntax")
+    if preamble is not None and len(meta) == 0:
+        # A preamble and DICM followed by nothing, or by bytes that are no file meta group.
+        raise NotDicom("the file has no file meta information")
     if syntax == DeflatedExplicitVRLittleEndian:
         inflated = cast(BinaryIO, BoundedStream(InflatingReader(stream)))
         dataset: Dataset = read_dataset(inflated, False, True, stop_when=_at_pixel_data, defer_size=DEFER_SIZE)
         return FileDataset(inflated, dataset, preamble, meta, is_implicit_VR=False, is_little_endian=True)
     stream.seek(0)
     dataset = read_partial(binary, stop_when=_at_pixel_data, defer_size=DEFER_SIZE, force=True)
-    _check_lengths(dataset, stream.size())
+    _check_elements(dataset, stream.size())
     return dataset
 
 
@@ -197,17 +200,20 @@ def _raw_text(element: Any) -> str:
     return str(value or "").strip("\x00 ")
 
 
-def _check_lengths(dataset: Dataset, size: int) -> None:
-    """Refuse a dataset whose top-level element declares more bytes than the object holds.
+def _check_elements(dataset: Dataset, size: int) -> None:
+    """Refuse a dataset with a top-level element of an unknown VR or longer than the object.
 
     pydicom skips a long value by seeking past it, so a declared length past the end (a
-    truncated file, or garbage read as elements) would otherwise pass unnoticed.
+    truncated file, or garbage read as elements) would otherwise pass unnoticed; an unknown
+    VR (PS3.5 6.2 lists them all) is garbage too, or a value no one can convert.
     """
     for tag in sorted(dataset.keys()):
         element = dataset.get_item(tag, keep_deferred=True)  # raw: a deferred value stays unread
-        if not isinstance(element, RawDataElement) or element.length == _UNDEFINED_LENGTH:
+        if not isinstance(element, RawDataElement):
             continue
-        if element.value_tell + element.length > size:
+        if element.VR is not None and element.VR not in _KNOWN_VRS:
+            raise NotDicom("an element of the header has an unknown value representation")
+        if element.length != _UNDEFINED_LENGTH and element.value_tell + element.length > size:
             raise NotDicom("an element of the header runs past the end of the object")
 
 
