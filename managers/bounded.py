@@ -14,13 +14,15 @@ from typing import Protocol
 
 # Bytes a header parse may read from the stream in all (values skipped by seeking are not
 # read). Real headers are kilobytes; an enhanced multi-frame header with per-frame sequences
-# for a few thousand frames is a few megabytes.
-MAX_HEADER_BYTES = 8 * 1024 * 1024
+# for a thousand frames is a megabyte or two. RangedReader doubles its requests, so S3 sends
+# at most about twice this (8 MiB) for one header.
+MAX_HEADER_BYTES = 4 * 1024 * 1024
 # Read calls a header parse may make: pydicom makes two or three per element, so this bounds
-# the elements walked (and the time and the objects built) where bytes alone would not: about
-# 20,000 elements, a quarter of a second. A long sequence of defined length costs no reads (its
-# value is skipped, DEFER_SIZE); only undefined-length sequences are walked element by element.
-MAX_HEADER_READS = 50_000
+# the elements walked (and the time and the objects built) where bytes alone would not: 10,000
+# to 30,000 elements, a quarter of a second at worst (empty elements, one read each). A long
+# sequence of defined length costs no reads (its value is skipped, DEFER_SIZE); only
+# undefined-length ones are walked element by element (1,500 items of 4 elements: 13,600 reads).
+MAX_HEADER_READS = 30_000
 # Bytes a Deflated dataset may inflate to before its header must have ended.
 MAX_INFLATED_BYTES = 8 * 1024 * 1024
 # Compressed bytes fed to the inflater at a time.

@@ -61,10 +61,15 @@ def code_of(call: Callable[[], Any]) -> str:
     return "OK"
 
 
-def timed(call: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    result = call()
-    return result, time.perf_counter() - started
+def timed(call: Callable[[], Any], tries: int = 2) -> tuple[Any, float]:
+    """The result of ``call`` and its best time of ``tries``: the machine is shared, so one
+    run may wait for a core; the bound is on the work, not on the neighbours."""
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        result = call()
+        best = min(best, time.perf_counter() - started)
+    return result, best
 
 
 def peak_megabytes(call: Callable[[], Any]) -> float:
