@@ -5,7 +5,8 @@ Starts an embedded AWS of its own, puts every hostile file, and for each one ask
 between client and app; S3 over loopback). Prints one row per file: the answers, the median
 time of ``--repeat`` requests, the peak of Python allocations during one request
 (tracemalloc: app, boto3 and the embedded AWS together), and the bytes S3 sent. The last line
-names the worst case. Run: ``.venv/bin/python bench/hostile.py``.
+names the worst case. A last pair of columns asks ``dicomMetadataBatch`` for 16 copies at
+once (the batch pool's 16 workers all parsing). Run: ``.venv/bin/python bench/hostile.py``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from local.server import LocalAWS  # noqa: E402
 from managers.bounded import MAX_HEADER_BYTES, MAX_HEADER_READS, MAX_INFLATED_BYTES  # noqa: E402
 from tests.hostile import CASES  # noqa: E402
 
-WIDTHS = (5, 18, 7, 7, 8, 10)
+WIDTHS = (5, 18, 7, 7, 8, 10, 8, 9)
 JSON_QUERY = "query($p: String!) { dicomMetadata(s3Path: $p) { dicomJson } }"
+BATCH_QUERY = "query($p: [String!]!) { dicomMetadataBatch(s3Paths: $p) { __typename } }"
+# As many copies as the batch pool has workers: all parsed at once.
+BATCH_COPIES = 16
 
 
 class Fetched:
@@ -91,7 +95,24 @@ def main() -> None:
             ask_json = partial(client.post, "/graphql", json=body)
             json_s = median_seconds(ask_json, args.repeat)
             rest_mb, json_mb = peak_mb(ask_rest), peak_mb(ask_json)
-            rows.append((case.id, len(data), rest.status_code, json_code, rest_s, json_s, max(rest_mb, json_mb), read))
+            ask_batch = partial(
+                client.post, "/graphql", json={"query": BATCH_QUERY, "variables": {"p": [path] * BATCH_COPIES}}
+            )
+            batch_s, batch_mb = median_seconds(ask_batch, 1), peak_mb(ask_batch)
+            rows.append(
+                (
+                    case.id,
+                    len(data),
+                    rest.status_code,
+                    json_code,
+                    rest_s,
+                    json_s,
+                    max(rest_mb, json_mb),
+                    read,
+                    batch_s,
+                    batch_mb,
+                )
+            )
             s3.delete_object(Bucket=S3_BUCKET_NAME, Key=key)
     finally:
         aws.stop()
@@ -99,16 +120,21 @@ def main() -> None:
         f"bounds: {MAX_HEADER_BYTES // 2**20} MiB read, {MAX_HEADER_READS:,} reads, "
         f"{MAX_INFLATED_BYTES // 2**20} MiB inflated per header\n"
     )
-    columns = ("REST", "dicomJson", "REST s", "JSON s", "peak MB", "S3 bytes")
+    columns = ("REST", "dicomJson", "REST s", "JSON s", "peak MB", "S3 bytes", "x16 s", "x16 MB")
     print(f"{'case':30} {'size':>10} " + " ".join(f"{name:>{w}}" for name, w in zip(columns, WIDTHS, strict=True)))
-    for name, size, status, code, rest_s, json_s, mb, read in rows:
-        print(f"{name:30} {size:>10,} {status:>5} {code:>18} {rest_s:>7.3f} {json_s:>7.3f} {mb:>8.1f} {read:>10,}")
+    for name, size, status, code, rest_s, json_s, mb, read, batch_s, batch_mb in rows:
+        print(
+            f"{name:30} {size:>10,} {status:>5} {code:>18} {rest_s:>7.3f} {json_s:>7.3f} {mb:>8.1f} {read:>10,} "
+            f"{batch_s:>8.3f} {batch_mb:>9.1f}"
+        )
     slowest = max(rows, key=lambda row: max(row[4], row[5]))
     biggest = max(rows, key=lambda row: row[6])
     most_read = max(rows, key=lambda row: row[7])
+    batch_biggest = max(rows, key=lambda row: row[9])
     print(
         f"\nslowest: {slowest[0]} ({max(slowest[4], slowest[5]):.3f} s); most memory: {biggest[0]} "
-        f"({biggest[6]:.1f} MB); most read from S3: {most_read[0]} ({most_read[7]:,} bytes)"
+        f"({biggest[6]:.1f} MB); most read from S3: {most_read[0]} ({most_read[7]:,} bytes); "
+        f"largest batch of {BATCH_COPIES}: {batch_biggest[0]} ({batch_biggest[9]:.1f} MB, {batch_biggest[8]:.2f} s)"
     )
 
 
