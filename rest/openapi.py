@@ -29,7 +29,9 @@ ERROR_STATUSES: dict[int, str] = {
 # metadata.parse_s3_path's rule: s3://bucket/key, matched whole, no control characters.
 S3_PATH_PATTERN = "^s3://[^/\\u0000-\\u001f\\u007f]+/[^\\u0000-\\u001f\\u007f]+$"
 # An upload's path, minus dicom/_/….dcm, whose document would land among json/_/ (json_key_for).
-UPLOAD_PATH_PATTERN = "^s3://[^/\\u0000-\\u001f\\u007f]+/(?!dicom/_/[^\\u0000-\\u001f\\u007f]*\\.dcm$)[^\\u0000-\\u001f\\u007f]+$"
+UPLOAD_PATH_PATTERN = (
+    "^s3://[^/\\u0000-\\u001f\\u007f]+/(?!dicom/_/[^\\u0000-\\u001f\\u007f]*\\.dcm$)[^\\u0000-\\u001f\\u007f]+$"
+)
 
 
 def ref(name: str) -> dict[str, str]:

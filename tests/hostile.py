@@ -1,6 +1,6 @@
 """Hostile DICOM files, generated (never committed): each built to hurt the header reader.
 
-Every case holds ``MARKER`` somewhere a careless reader would echo it: in a value, a tag's
+Most cases hold ``MARKER`` where a careless reader would echo it: in a value, a tag's
 bytes or the garbage itself. A test runs each through every entry point and checks the code,
 the time, the memory and that the marker reaches no log.
 """
