@@ -8,6 +8,7 @@ the contract in ``docs/API.md``.
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 # What a client is told of anything unexpected; the details go to the log only.
@@ -106,3 +107,23 @@ class NotReady(UpstreamUnavailable):
         failed = ", ".join(name for name, state in checks.items() if state != "ok")
         super().__init__(f"not ready: {failed} did not answer")
         self.details = dict(checks)
+
+
+def scrubbed_traceback(exc: BaseException) -> str:
+    """Return the traceback of ``exc`` and its causes with every exception message left out.
+
+    A message may quote a value from a DICOM file, a query or an S3 key (pydicom's and
+    boto3's do), so logs get the frames and the exception types only: enough to find the
+    line, nothing a client sent. Log it instead of ``exc_info``.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    lines: list[str] = []
+    for item in reversed(chain):
+        lines.append("Traceback (most recent call last):")
+        lines.extend(line.rstrip("\n") for line in traceback.format_list(traceback.extract_tb(item.__traceback__)))
+        lines.append(f"{type(item).__module__}.{type(item).__qualname__} (message withheld)")
+    return "\n".join(lines)

@@ -19,7 +19,9 @@ FIELDS: tuple[str, ...] = ("PatientID", "StudyDate", "Modality", "InstitutionNam
 # is a client bug, and it must not grow a DynamoDB item towards its 400 KB ceiling.
 MAX_FIELD_LENGTH = 1024
 
-_S3_PATH = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<key>.+)$")
+# Matched whole (fullmatch): `$` would let a trailing newline through, and a key with control
+# characters is no file anyone meant. The key part is checked again by json_key_for.
+_S3_PATH = re.compile(r"s3://(?P<bucket>[^/\x00-\x1f\x7f]+)/(?P<key>[^\x00-\x1f\x7f]+)")
 
 
 def parse_s3_path(s3_path: str | None) -> tuple[str, str]:
@@ -36,7 +38,7 @@ def parse_s3_path(s3_path: str | None) -> tuple[str, str]:
     """
     if not s3_path:
         raise MissingParameter("s3_path is required")
-    match = _S3_PATH.match(s3_path)
+    match = _S3_PATH.fullmatch(s3_path)
     if not match:
         raise InvalidS3Path("s3_path must look like s3://bucket/key")
     bucket, key = match["bucket"], match["key"]
@@ -55,15 +57,33 @@ def s3_path_of(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def json_key_for(dicom_key: str) -> str:
-    """Return the ``json/`` key that holds the metadata of ``dicom_key``.
+# json/ keys under this folder hold the documents of keys outside the common case (below).
+OTHER_KEYS_FOLDER = "_/"
 
-    ``dicom/a/anon-1.dcm`` becomes ``json/a/anon-1.json``; a key outside ``dicom/`` keeps its
-    whole key (docs/API.md).
+
+def json_key_for(dicom_key: str) -> str:
+    """Return the ``json/`` key that holds the metadata of ``dicom_key``; never the same for two keys.
+
+    The common case, ``dicom/<rest>.dcm`` (lower-case ``.dcm``), becomes ``json/<rest>.json``:
+    ``dicom/a/anon-1.dcm`` gives ``json/a/anon-1.json``. Any other key K (outside ``dicom/``,
+    without ``.dcm``, with ``.DCM``) becomes ``json/_/K.json`` whole, so ``c/b.dcm``,
+    ``dicom/c/b`` and ``dicom/c/b.DCM`` no longer share ``json/c/b.json``. A common-case
+    key whose image would fall under ``json/_/`` (``dicom/_/x.dcm``) is refused.
+
+    Raises
+    ------
+    InvalidPayload
+        For ``dicom/_/….dcm``: its document would take the place of another key's.
     """
-    relative = dicom_key.removeprefix("dicom/")
-    stem = relative[: -len(".dcm")] if relative.lower().endswith(".dcm") else relative
-    return f"json/{stem}.json"
+    rest = dicom_key.removeprefix("dicom/")
+    if rest == dicom_key or not rest.endswith(".dcm"):
+        return f"json/{OTHER_KEYS_FOLDER}{dicom_key}.json"
+    if rest.startswith(OTHER_KEYS_FOLDER):
+        raise InvalidPayload(
+            f"s3_path may not lie under dicom/{OTHER_KEYS_FOLDER}: json/{OTHER_KEYS_FOLDER} holds "
+            "the documents of keys outside dicom/ or without .dcm"
+        )
+    return f"json/{rest.removesuffix('.dcm')}.json"
 
 
 def validate_payload(payload: Any) -> dict[str, str | None]:
@@ -90,10 +110,11 @@ def validate_payload(payload: Any) -> dict[str, str | None]:
     except (MissingParameter, InvalidS3Path) as exc:
         raise InvalidPayload(f"s3_path is not valid: {exc.message}") from exc
     # Unknown keys are refused rather than dropped: a client sending "patientId" would
-    # otherwise store a null without noticing.
-    unknown = sorted(set(payload) - {"s3_path", *FIELDS})
+    # otherwise store a null without noticing. They are counted, not quoted: the ingest logs
+    # this message, and a key is the client's text (it may hold a newline or patient data).
+    unknown = set(payload) - {"s3_path", *FIELDS}
     if unknown:
-        raise InvalidPayload(f"unknown keys: {', '.join(unknown)}; allowed: s3_path, {', '.join(FIELDS)}")
+        raise InvalidPayload(f"{len(unknown)} unknown key(s); allowed: s3_path, {', '.join(FIELDS)}")
     document: dict[str, str | None] = {"s3_path": s3_path}
     for field in FIELDS:
         value = payload.get(field)

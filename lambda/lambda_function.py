@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from config import S3_BUCKET_NAME
-from errors import DicomMetaError, InvalidPayload, UpstreamUnavailable
+from errors import DicomMetaError, InvalidPayload, UpstreamUnavailable, scrubbed_traceback
 from managers.DynamoDBManager import DynamoDBManager
 from managers.objects import ObjectReader
 from managers.s3_events import InvalidS3Event, S3EventRecord, event_records, is_test_event
@@ -81,6 +81,8 @@ def read_document(bucket: str, key: str) -> dict[str, str | None]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         # The position only: the decoder's message would quote the document.
         raise InvalidPayload(f"not JSON (at byte {getattr(exc, 'pos', getattr(exc, 'start', 0))})") from exc
+    except RecursionError as exc:  # json.loads recurses once per level of nesting
+        raise InvalidPayload("not JSON: nested too deeply") from exc
     return validate_payload(payload)
 
 
@@ -124,9 +126,9 @@ def _outcome(index: int, raw: Any) -> tuple[str, str | None]:
         return process_record(S3EventRecord.parse(raw)), None
     except (InvalidS3Event, DicomMetaError) as exc:
         return "failed", failure_reason(exc)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - one record's bug must not hide the others; logged scrubbed
         # A bug, not bad input: logged with its traceback; the record is retried like the others.
-        log.exception("unexpected failure on record %d", index)
+        log.error("unexpected failure on record %d\n%s", index, scrubbed_traceback(exc))
         return "failed", failure_reason(exc)
 
 

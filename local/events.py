@@ -21,6 +21,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from errors import scrubbed_traceback
+
 log = logging.getLogger(__name__)
 
 HANDLER_FILE = Path(__file__).resolve().parent.parent / "lambda" / "lambda_function.py"
@@ -68,8 +70,8 @@ class EventRunner:
         while not self._stop.is_set():
             try:
                 self.poll_once()
-            except Exception:
-                log.exception("event runner: polling failed")
+            except Exception as exc:  # noqa: BLE001 - the runner outlives any one failed poll
+                log.error("event runner: polling failed\n%s", scrubbed_traceback(exc))
                 self._stop.wait(1)
 
     def poll_once(self) -> int:
@@ -95,7 +97,9 @@ class EventRunner:
             return True
         except Exception as exc:  # noqa: BLE001 - a failed event is retried, then dead-lettered
             tries = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-            log.warning("ingest failed (try %d of %d): %s", tries, MAX_RECEIVES, exc)
+            # One JSON line, the error's type only: its message may quote a document's keys or values.
+            line = {"event": "ingest_failed", "try": tries, "of": MAX_RECEIVES, "error": type(exc).__name__}
+            log.warning(json.dumps(line))
             if tries < MAX_RECEIVES:
                 return False
             self._dead_letter(event, exc, tries)

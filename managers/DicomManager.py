@@ -9,24 +9,30 @@ import re
 import struct
 from collections.abc import Callable
 from functools import partial
-from io import RawIOBase
-from typing import IO, Any
+from typing import Any, BinaryIO, cast
 
 from pydicom import config as pydicom_config
-from pydicom import dcmread
 from pydicom.datadict import DicomDictionary, dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.filereader import read_dataset, read_partial, read_preamble
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.valuerep import VR
 
-from errors import InvalidArgument, NotDicom
+from errors import DicomMetaError, InvalidArgument, NotDicom
+from managers.bounded import BoundedStream, HeaderTooLarge, InflatingReader, Stream
 from managers.ranged import FIRST_REQUEST, RangedReader
 from managers.S3Manager import S3Manager
 from metadata import FIELDS
 
 log = logging.getLogger(__name__)
+
+# pydicom's value validation warns with the value itself in the message (to the warnings
+# module and its logger): a hostile file would write patient data to stderr. Set here, where
+# pydicom is first used, so that every reader of headers (the API, the indexer) has it.
+pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
 
 # Groups a bare dataset (no preamble, no file meta) can start with: File Meta (0002) when the
 # preamble alone was dropped, Identifying (0008) otherwise. Anything else is not DICOM.
@@ -36,20 +42,42 @@ _BARE_DATASET_GROUPS = frozenset({0x0002, 0x0008})
 # would give them a BulkDataURI; we serve no bulk data, so they are omitted).
 BULK_DATA_THRESHOLD = 1024
 _BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+# Any other value (a text such as UT, LT, UC: bulk text) longer than this is left out too, so
+# one answer never carries a value of megabytes, and such a value is never even fetched.
+MAX_JSON_VALUE_BYTES = 64 * 1024
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _CHARSET_TAG = "00080005"
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 
-# What pydicom raises on bytes that are not a dataset it can walk.
-_PARSE_ERRORS = (InvalidDicomError, EOFError, ValueError, KeyError, struct.error, OverflowError, TypeError)
+# What converting one element's value can raise: that element is left out of the JSON model.
+_CONVERSION_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    OverflowError,
+    struct.error,
+    AttributeError,
+    LookupError,
+    UnicodeError,
+)
 
-# What converting one element's value can raise: it is left out of the JSON model.
-_CONVERSION_ERRORS = (*_PARSE_ERRORS, AttributeError, LookupError, UnicodeError)
 
 # Values longer than this are skipped while parsing and read only if asked for. None of the
 # five fields comes near it (the longest, LO, holds 64 characters, PS3.5 6.2); skipping a large
 # private blob or icon that runs past the fetched bytes spares fetching it.
 DEFER_SIZE = 4096
+
+# The five fields are short strings (LO: 64 characters, PS3.5 6.2); this leaves room for
+# four bytes a character and ISO 2022 escapes. A longer one, or one of a binary VR (a
+# PatientID as FD), is a malformed header: it is refused, and never fetched.
+MAX_FIELD_BYTES = 1024
+_TEXT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT", "UN"}
+)
+_TRANSFER_SYNTAX = 0x00020010
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_KNOWN_VRS = frozenset(vr.value for vr in VR)
 
 
 class DicomManager:
@@ -58,11 +86,6 @@ class DicomManager:
     def __init__(self, s3: S3Manager, first_request: int = FIRST_REQUEST) -> None:
         self.s3 = s3
         self.first_request = first_request
-        # pydicom's value validation logs and warns with the offending value quoted ("Invalid
-        # value for VR IS: '1A'"), and no file content may reach a log. We only read: a value
-        # that cannot be converted is left out of the JSON model instead. The setting is
-        # process-wide; set here because the managers are built once per app.
-        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
 
     def extract_metadata(self, file_path: str) -> dict[str, str | None]:
         """Return the five fields of the DICOM file at ``file_path``.
@@ -119,35 +142,96 @@ class DicomManager:
         return RangedReader(partial(self.s3.read_range, file_path), self.first_request)
 
 
-def read_header(fp: IO[bytes] | RawIOBase) -> Dataset:
-    """Parse the header of a DICOM stream, stopping before the pixel data.
+def read_header(fp: Stream) -> Dataset:
+    """Parse the header of a DICOM stream, stopping before the pixel data, within fixed bounds.
 
     A Part 10 file (preamble and ``DICM``, PS3.10 7.1) is read as is; a bare dataset without
-    them is read with ``force=True`` only when its first tag is plausible, so plain text
-    still fails.
+    them is read only when its first tag is plausible, so plain text still fails. Whatever the
+    file declares, the parse reads at most ``MAX_HEADER_BYTES`` in ``MAX_HEADER_READS`` reads,
+    inflates a Deflated dataset (PS3.5 A.5) to at most ``MAX_INFLATED_BYTES``, and never
+    reads a value longer than ``DEFER_SIZE`` until asked for it.
 
     Raises
     ------
     NotDicom
-        When the stream is neither.
+        When the stream is not a parseable header: not DICOM, truncated, an element running
+        past the end, no file meta after DICM, no element, or over a bound.
+        The message names the reason, never a value of the file.
     """
+    stream = BoundedStream(fp)
     try:
-        return dcmread(fp, stop_before_pixels=True, defer_size=DEFER_SIZE)
-    except InvalidDicomError:
-        pass
-    except _PARSE_ERRORS as exc:
-        raise NotDicom(f"the object is not a readable DICOM file ({type(exc).__name__})") from exc
-    fp.seek(0)
-    if not _starts_like_dataset(fp.read(8)):
-        raise NotDicom("the object is not a DICOM file")
-    fp.seek(0)
-    try:
-        dataset = dcmread(fp, force=True, stop_before_pixels=True, defer_size=DEFER_SIZE)
-    except _PARSE_ERRORS as exc:
+        dataset = _parse(stream)
+    except HeaderTooLarge as exc:
+        raise NotDicom(f"the object is not a readable DICOM header ({exc})") from exc
+    except DicomMetaError:
+        raise  # S3's answers (NotFound, UpstreamUnavailable) while reading, and our own NotDicom
+    except Exception as exc:
         raise NotDicom(f"the object is not a readable DICOM file ({type(exc).__name__})") from exc
     if len(dataset) == 0:
         raise NotDicom("the object holds no DICOM elements")
     return dataset
+
+
+def _parse(stream: BoundedStream) -> Dataset:
+    """Read the preamble, the file meta and the dataset of ``stream``; see ``read_header``."""
+    # pydicom asks for a BinaryIO; it calls only read, seek and tell, which a BoundedStream has.
+    binary = cast(BinaryIO, stream)
+    preamble = read_preamble(binary, force=True)  # rewinds to 0 when there is no DICM
+    if preamble is None:
+        if not _starts_like_dataset(stream.read(8)):
+            raise NotDicom("the object is not a DICOM file")
+        stream.seek(0)
+    # The meta is read here first to see whether the dataset is deflated: pydicom would
+    # inflate it whole, in one call, however large.
+    meta = FileMetaDataset(read_dataset(binary, False, True, stop_when=_past_file_meta))
+    syntax = _raw_text(meta.get_item(_TRANSFER_SYNTAX, keep_deferred=True))
+    if preamble is not None and len(meta) == 0:
+        # A preamble and DICM followed by nothing, or by bytes that are no file meta group.
+        raise NotDicom("the file has no file meta information")
+    if syntax == DeflatedExplicitVRLittleEndian:
+        inflated = cast(BinaryIO, BoundedStream(InflatingReader(stream)))
+        dataset: Dataset = read_dataset(inflated, False, True, stop_when=_at_pixel_data, defer_size=DEFER_SIZE)
+        return FileDataset(inflated, dataset, preamble, meta, is_implicit_VR=False, is_little_endian=True)
+    stream.seek(0)
+    dataset = read_partial(binary, stop_when=_at_pixel_data, defer_size=DEFER_SIZE, force=True)
+    _check_elements(dataset, stream.size())
+    return dataset
+
+
+def _past_file_meta(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return tag >> 16 != 0x0002
+
+
+def _at_pixel_data(tag: BaseTag, vr: str | None, length: int) -> bool:
+    # Pixel Data and its float and double float forms (PS3.6 6: group 7FE0).
+    return tag in _PIXEL_TAGS
+
+
+def _raw_text(element: Any) -> str:
+    """The text of a raw or converted element as pydicom would give it, or ``""``."""
+    if element is None:
+        return ""
+    value = element.value
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip("\x00 ")
+    return str(value or "").strip("\x00 ")
+
+
+def _check_elements(dataset: Dataset, size: int) -> None:
+    """Refuse a dataset with a top-level element of an unknown VR or longer than the object.
+
+    pydicom skips a long value by seeking past it, so a declared length past the end (a
+    truncated file, or garbage read as elements) would otherwise pass unnoticed; an unknown
+    VR (PS3.5 6.2 lists them all) is garbage too, or a value no one can convert.
+    """
+    for tag in sorted(dataset.keys()):
+        element = dataset.get_item(tag, keep_deferred=True)  # raw: a deferred value stays unread
+        if not isinstance(element, RawDataElement):
+            continue
+        if element.VR is not None and element.VR not in _KNOWN_VRS:
+            raise NotDicom("an element of the header has an unknown value representation")
+        if element.length != _UNDEFINED_LENGTH and element.value_tell + element.length > size:
+            raise NotDicom("an element of the header runs past the end of the object")
 
 
 def _starts_like_dataset(head: bytes) -> bool:
@@ -160,11 +244,32 @@ def _starts_like_dataset(head: bytes) -> bool:
 
 
 def fields_of(dataset: Dataset) -> dict[str, str | None]:
-    """Return the five fields of a parsed dataset (``None`` for absent or empty ones)."""
+    """Return the five fields of a parsed dataset (``None`` for absent or empty ones).
+
+    Raises
+    ------
+    NotDicom
+        When a field is not text or longer than ``MAX_FIELD_BYTES``, or cannot be decoded.
+    """
     try:
-        return {keyword: _text(dataset.get(keyword)) for keyword in FIELDS}
-    except _PARSE_ERRORS as exc:
+        return {keyword: _text(_field(dataset, keyword)) for keyword in FIELDS}
+    except DicomMetaError:
+        raise
+    except Exception as exc:
         raise NotDicom(f"the DICOM header cannot be decoded ({type(exc).__name__})") from exc
+
+
+def _field(dataset: Dataset, keyword: str) -> Any:
+    """Return the value of ``keyword`` after checking its raw VR and length (not read if wrong)."""
+    tag = Tag(keyword)
+    if tag not in dataset:
+        return None
+    raw = dataset.get_item(tag, keep_deferred=True)
+    vr = raw.VR if raw.VR is not None else dictionary_VR(tag)
+    length = raw.length if isinstance(raw, RawDataElement) else len(str(raw.value))
+    if vr not in _TEXT_VRS or length > MAX_FIELD_BYTES:
+        raise NotDicom(f"the header's {keyword} is not a short text value")
+    return dataset[tag].value
 
 
 def tag_of(keyword: str) -> BaseTag:
@@ -188,7 +293,12 @@ def json_model(dataset: Dataset, tags: list[BaseTag] | None = None) -> dict[str,
     left out (we serve no BulkDataURI), and so is an element whose value cannot be converted
     (a malformed IS, a NaN): one bad element does not cost the rest of the header.
     """
-    return _labelled_utf8(_json_object(dataset, None if tags is None else set(tags)))
+    try:
+        return _labelled_utf8(_json_object(dataset, None if tags is None else set(tags)))
+    except DicomMetaError:
+        raise
+    except Exception as exc:  # whatever malformed structure makes pydicom raise is not DICOM we can serve
+        raise NotDicom(f"the DICOM header cannot be converted ({type(exc).__name__})") from exc
 
 
 def _json_object(dataset: Dataset, wanted: set[BaseTag] | None) -> dict[str, Any]:
@@ -199,7 +309,7 @@ def _json_object(dataset: Dataset, wanted: set[BaseTag] | None) -> dict[str, Any
         if (wanted is not None and tag not in wanted) or tag.element == 0:
             continue
         # Checked on the raw element, so a deferred large value is never read.
-        if _is_bulk(dataset.get_item(tag)):
+        if _is_bulk(dataset.get_item(tag, keep_deferred=True)):
             continue
         try:
             element = _json_element(dataset[tag])  # converted, hence decoded with the character set
@@ -319,14 +429,15 @@ def _labelled_utf8(model: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_bulk(element: Any) -> bool:
-    """Tell whether an element (raw or converted) is a binary value above the threshold."""
+    """Tell whether an element (raw or converted) is a binary value above the threshold, or
+    any non-sequence value above ``MAX_JSON_VALUE_BYTES``."""
     vr = element.VR
     if vr is None and element.tag in DicomDictionary:  # implicit VR: the dictionary knows it
         vr = dictionary_VR(element.tag)
     length = getattr(element, "length", None)
     if length is None:
         length = len(element.value) if isinstance(element.value, (bytes, bytearray)) else 0
-    return vr in _BULK_VRS and length > BULK_DATA_THRESHOLD
+    return (vr in _BULK_VRS and length > BULK_DATA_THRESHOLD) or (vr != "SQ" and length > MAX_JSON_VALUE_BYTES)
 
 
 def _text(value: Any) -> str | None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from errors import INTERNAL_MESSAGE, DicomMetaError, InvalidArgument
+from errors import INTERNAL_MESSAGE, DicomMetaError, InvalidArgument, scrubbed_traceback
 from managers.bundle import Managers
 from resolvers.metadata import Record, extract_metadata
 
@@ -50,6 +50,6 @@ def _extract_one(managers: Managers, s3_path: str, request_id: str) -> Record | 
         return extract_metadata(managers, s3_path)
     except DicomMetaError as exc:
         return ExtractionFailure(s3_path, exc.code, exc.message)
-    except Exception:
-        log.exception("unexpected error in a batch extraction (request %s)", request_id)
+    except Exception as exc:  # noqa: BLE001 - one bad path must not fail the batch; logged scrubbed
+        log.error("unexpected error in a batch extraction (request %s)\n%s", request_id, scrubbed_traceback(exc))
         return ExtractionFailure(s3_path, "INTERNAL", INTERNAL_MESSAGE)

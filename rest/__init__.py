@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -47,7 +48,10 @@ def upload_json_to_s3() -> Any:
     """Upload the body's metadata document to json/ through a presigned URL."""
     if not request.is_json:
         raise UnsupportedMediaType("send the body as Content-Type: application/json")
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError as exc:  # json.loads recurses once per level of nesting
+        raise InvalidPayload("the body is nested too deeply to be read as JSON") from exc
     if payload is None:
         raise InvalidPayload("the body is not valid JSON")
     return jsonify({"s3_path": resolvers.upload_json(managers(), payload)}), 201
@@ -93,9 +97,13 @@ def _date_range(value: str) -> tuple[str | None, str | None]:
     return low or None, high or None
 
 
+_LIMIT = re.compile(r"[0-9]{1,9}")
+
+
 def _limit(value: str | None) -> int:
     if value is None:
         return 50
-    if not value.isdigit():
+    # ASCII digits only: str.isdigit() accepts '²' and '١', which int() rejects or reads.
+    if not _LIMIT.fullmatch(value):
         raise InvalidArgument(f"limit must be a whole number, not {value!r}")
     return int(value)

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from errors import INTERNAL_MESSAGE, DicomMetaError
+from errors import INTERNAL_MESSAGE, DicomMetaError, scrubbed_traceback
 from web.request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 
 
 def _unexpected_error(exc: Exception) -> tuple[Response, int]:
-    log.exception("unexpected error (request %s)", current_request_id())
+    log.error("unexpected error (request %s)\n%s", current_request_id(), scrubbed_traceback(exc))
     return error_response(500, "INTERNAL", INTERNAL_MESSAGE)
 
 

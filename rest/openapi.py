@@ -26,6 +26,13 @@ ERROR_STATUSES: dict[int, str] = {
     503: "UPSTREAM_UNAVAILABLE: S3 or DynamoDB is unreachable, timing out or throttling",
 }
 
+# metadata.parse_s3_path's rule: s3://bucket/key, matched whole, no control characters.
+S3_PATH_PATTERN = "^s3://[^/\\u0000-\\u001f\\u007f]+/[^\\u0000-\\u001f\\u007f]+$"
+# An upload's path, minus dicom/_/….dcm, whose document would land among json/_/ (json_key_for).
+UPLOAD_PATH_PATTERN = (
+    "^s3://[^/\\u0000-\\u001f\\u007f]+/(?!dicom/_/[^\\u0000-\\u001f\\u007f]*\\.dcm$)[^\\u0000-\\u001f\\u007f]+$"
+)
+
 
 def ref(name: str) -> dict[str, str]:
     """Return a reference to a schema of ``components.schemas``."""
@@ -44,7 +51,7 @@ def query_parameter(name: str, description: str, schema: dict[str, Any], require
 
 def s3_path_parameter(description: str) -> dict[str, Any]:
     """Return the ``s3_path`` query parameter (missing or empty: 400 MISSING_PARAMETER)."""
-    schema = {"type": "string", "pattern": "^s3://[^/]+/.+$", "example": f"s3://{S3_BUCKET_NAME}/dicom/anon-1.dcm"}
+    schema = {"type": "string", "pattern": S3_PATH_PATTERN, "example": f"s3://{S3_BUCKET_NAME}/dicom/anon-1.dcm"}
     return query_parameter("s3_path", description, schema, required=True)
 
 
@@ -123,7 +130,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["s3_path"],
         "additionalProperties": False,
         "properties": {
-            "s3_path": {"type": "string", "pattern": "^s3://[^/]+/.+$", "description": "the DICOM file it describes"},
+            "s3_path": {"type": "string", "pattern": UPLOAD_PATH_PATTERN, "description": "the DICOM file it describes"},
             **{field: _string_or_null(f"DICOM {field}") for field in FIELDS},
         },
     },

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.scalar import ScalarDefinition
 
+from schema.fanout import ExpandedSizeLimiter
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.types import Long
@@ -36,8 +38,10 @@ MAX_QUERY_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
 
-# Factories, not instances: Strawberry builds fresh extensions for each request.
-LIMITS = [
+# Factories, not instances: Strawberry builds fresh extensions for each request. The expanded
+# size comes first: the depth limiter and graphql-core's validation walk fragment expansions.
+LIMITS: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+    ExpandedSizeLimiter,
     lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
     lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
     lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

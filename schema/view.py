@@ -14,7 +14,7 @@ from strawberry.flask.views import GraphQLView
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from errors import INTERNAL_MESSAGE, DicomMetaError
+from errors import INTERNAL_MESSAGE, DicomMetaError, scrubbed_traceback
 from schema import graphiql
 from schema.types import Context
 from web.request_id import current_request_id
@@ -50,6 +50,12 @@ class DicomMetaGraphQLView(GraphQLView[Context, None]):
             # in the contract's JSON format, not as Strawberry's plain text.
             abort(_status_of(exc), description=exc.reason)
 
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return super().decode_json(data)
+        except RecursionError as exc:  # json.loads recurses once per level of nesting
+            raise StrawberryHTTPException(400, "the body is nested too deeply to be read as JSON") from exc
+
     def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = super().process_result(request, result)
         if result.errors:
@@ -70,11 +76,13 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     if isinstance(original, DicomMetaError):
         formatted["message"] = original.message
         code = original.code
-    elif original is None:
-        # graphql-core's own parse and validation errors: the message helps the client.
+    elif original is None or error.path is None:
+        # graphql-core's own parse and validation errors, and variables that do not fit their
+        # types (a scalar's parser raised: an error with a cause but outside any field's
+        # path): the message helps the client, and it is theirs, so it is not logged.
         code = "GRAPHQL_VALIDATION_FAILED"
     else:
-        log.error("unexpected error in a resolver (request %s)", request_id, exc_info=original)
+        log.error("unexpected error in a resolver (request %s)\n%s", request_id, scrubbed_traceback(original))
         formatted["message"] = INTERNAL_MESSAGE
         code = "INTERNAL"
     formatted["extensions"] = {"code": code, "request_id": request_id}

@@ -94,7 +94,8 @@ def test_unexpected_errors_do_not_log_the_arguments(
     client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch, debug_logs: pytest.LogCaptureFixture
 ) -> None:
     def explode(s3_path: str) -> None:
-        raise RuntimeError("disk on fire")
+        message = f"disk on fire at {s3_path}"  # a message quoting a request value, as library messages do
+        raise RuntimeError(message)
 
     monkeypatch.setattr(app.extensions["dicom_meta.managers"].dicom, "extract_metadata", explode)
     path = f"s3://data-apps-ex/dicom/{PHI['patient_id']}.dcm"
@@ -103,8 +104,11 @@ def test_unexpected_errors_do_not_log_the_arguments(
         json={"query": "query($p: String!) { dicomMetadata(s3Path: $p) { s3Path } }", "variables": {"p": path}},
     )
     client.get("/dicom-metadata", query_string={"s3_path": path})
-    assert "disk on fire" in debug_logs.text  # the incident is logged…
-    assert_no_phi(debug_logs.text)  # …without what the client asked for
+    # The incident is logged with its frames and type, without its message (a message may
+    # quote a value) and without what the client asked for.
+    assert "RuntimeError (message withheld)" in debug_logs.text and "explode" in debug_logs.text
+    assert "disk on fire at" not in debug_logs.text
+    assert_no_phi(debug_logs.text)
 
 
 def test_one_json_line_per_request(client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:

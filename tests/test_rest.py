@@ -98,7 +98,29 @@ def test_upload_answers_the_json_path(client: FlaskClient, s3: Any) -> None:
 
 def test_upload_of_a_key_outside_dicom_keeps_its_whole_key(client: FlaskClient) -> None:
     response = client.post("/upload-json-to-s3", json={"s3_path": f"s3://{BUCKET}/scans/x.dcm"})
-    assert response.json == {"s3_path": f"s3://{BUCKET}/json/scans/x.json"}
+    assert response.json == {"s3_path": f"s3://{BUCKET}/json/_/scans/x.dcm.json"}
+
+
+def test_keys_that_used_to_collide_each_keep_their_own_record(client: FlaskClient) -> None:
+    # GIVEN four paths that all mapped to json/c/b.json (one record was silently lost)
+    paths = [f"s3://{BUCKET}/{key}" for key in ("dicom/c/b.dcm", "c/b.dcm", "dicom/c/b", "dicom/c/b.DCM")]
+    # WHEN each is uploaded THEN each gets a JSON key of its own
+    answers = [client.post("/upload-json-to-s3", json={"s3_path": path}) for path in paths]
+    assert [answer.status_code for answer in answers] == [201] * 4
+    assert len({answer.get_json()["s3_path"] for answer in answers}) == 4
+    # AND a path whose document would land among those others is refused, not stored over one
+    refused = client.post("/upload-json-to-s3", json={"s3_path": f"s3://{BUCKET}/dicom/_/c/b.dcm"})
+    assert_error(refused, 400, "INVALID_PAYLOAD")
+
+
+@pytest.mark.parametrize("limit", ["²", "١", "1.5", "-1", " 5", "5\n", "9" * 5000])
+def test_limit_takes_ascii_digits_only(client: FlaskClient, limit: str) -> None:
+    assert_error(client.get("/search-metadata", query_string={"limit": limit}), 400, "INVALID_ARGUMENT")
+
+
+def test_a_path_ending_in_a_newline_is_invalid(client: FlaskClient) -> None:
+    response = client.get("/dicom-metadata", query_string={"s3_path": f"s3://{BUCKET}/dicom/x.dcm\n"})
+    assert_error(response, 400, "INVALID_S3_PATH")
 
 
 @pytest.mark.parametrize(

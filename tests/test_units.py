@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from botocore.stub import Stubber
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import app as app_module
-from errors import ForbiddenBucket, InvalidS3Path, MissingParameter, NotFound, UpstreamUnavailable
+from errors import ForbiddenBucket, InvalidPayload, InvalidS3Path, MissingParameter, NotFound, UpstreamUnavailable
 from managers.aws import Credentials, load_secrets
 from managers.DynamoDBManager import DynamoDBManager
 from managers.S3Manager import PRESIGNED_URL_EXPIRY, S3Manager
@@ -21,14 +23,43 @@ from metadata import json_key_for, parse_s3_path
     [
         ("dicom/anon-1.2.3.dcm", "json/anon-1.2.3.json"),
         ("dicom/a/anon-1.dcm", "json/a/anon-1.json"),
-        ("dicom/UPPER.DCM", "json/UPPER.json"),
-        ("dicom/no-extension", "json/no-extension.json"),
-        ("scans/x.dcm", "json/scans/x.json"),
         ("dicom/my scan+1.dcm", "json/my scan+1.json"),
+        # Everything else keeps its whole key under json/_/, so none of these four collide.
+        ("dicom/c/b.DCM", "json/_/dicom/c/b.DCM.json"),
+        ("dicom/c/b", "json/_/dicom/c/b.json"),
+        ("c/b.dcm", "json/_/c/b.dcm.json"),
+        ("dicom/c/b.dcm", "json/c/b.json"),
+        ("dicom/_.dcm", "json/_.json"),
     ],
 )
 def test_json_key_for(dicom_key: str, json_key: str) -> None:
     assert json_key_for(dicom_key) == json_key
+
+
+def test_a_key_whose_document_would_fall_in_the_other_keys_folder_is_refused() -> None:
+    with pytest.raises(InvalidPayload, match="dicom/_/"):
+        json_key_for("dicom/_/c/b.dcm")
+
+
+KEY_PARTS = st.sampled_from(["dicom/", "_/", "c/", "b", ".dcm", ".DCM", ".json", "json/", "/", "x", "é"])
+KEYS = st.lists(KEY_PARTS, min_size=1, max_size=6).map("".join) | st.text(min_size=1, max_size=30)
+
+
+def _image(key: str) -> str | None:
+    try:
+        return json_key_for(key)
+    except InvalidPayload:
+        return None
+
+
+@given(keys=st.lists(KEYS, min_size=2, max_size=30, unique=True))
+@settings(max_examples=500, derandomize=True, database=None)
+def test_no_two_keys_share_a_json_key(keys: list[str]) -> None:
+    # Keys built from the parts that collided before (dicom/, .dcm, .DCM, _/), and any text:
+    # distinct keys that are accepted get distinct json/ keys, each a json/*.json key.
+    images = [image for image in map(_image, keys) if image is not None]
+    assert len(set(images)) == len(images)
+    assert all(image.startswith("json/") and image.endswith(".json") for image in images)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +69,8 @@ def test_json_key_for(dicom_key: str, json_key: str) -> None:
         ("", MissingParameter),
         ("s3:/x/y", InvalidS3Path),
         ("s3://x", InvalidS3Path),
+        ("s3://data-apps-ex/dicom/x.dcm\n", InvalidS3Path),
+        ("s3://data-apps-ex/dicom/x\r\n.dcm", InvalidS3Path),
         ("s3:///key", InvalidS3Path),
         ("s3://other/key", ForbiddenBucket),
     ],

@@ -24,7 +24,9 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 # Libraries that log bodies, URLs (query strings, presigned URLs) or element values at INFO or
 # DEBUG: an S3 or DynamoDB body holds the metadata itself. Capped at WARNING whatever the root
 # level is.
-WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "werkzeug", "moto", "flask_cors", "pydicom")
+WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "werkzeug", "moto", "flask_cors")
+# pydicom's warnings and errors quote element values ("Invalid value for VR DA: '…'"): silenced.
+SILENT_LOGGERS = ("pydicom",)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -33,6 +35,8 @@ def quiet_wire_loggers() -> None:
     """Keep libraries that log payloads from logging below WARNING."""
     for name in WIRE_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in SILENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
