@@ -1,5 +1,6 @@
 """The docs say what the code does: API.md names every route and error code, schema.graphql
-is the served schema, and ARCHITECTURE.md's lists (IAM actions, the zip) are the code's."""
+is the served schema, and the lists and numbers ARCHITECTURE.md and the README repeat
+(IAM actions, the zip, timeouts) are the code's."""
 
 from __future__ import annotations
 
@@ -128,3 +129,14 @@ def test_the_api_iam_table_lists_every_call_the_api_makes(client: FlaskClient, a
     documented = {row[0].strip("`"): row[1].strip("`") for row in rows}
     assert api_calls <= set(IAM_ACTION), f"a call this test cannot map: {api_calls - set(IAM_ACTION)}"
     assert {call: IAM_ACTION[call] for call in api_calls} == {call: documented.get(call) for call in api_calls}
+
+
+def test_the_readme_timeouts_are_the_clients() -> None:
+    from managers.aws import CONNECT_TIMEOUT, MAX_ATTEMPTS, READ_TIMEOUT
+    from managers.S3Manager import UPLOAD_TIMEOUT
+
+    readme = " ".join((DOCS.parent / "README.md").read_text(encoding="utf-8").split())
+    assert f"tried {MAX_ATTEMPTS} times in all" in readme
+    assert f"(connect timeout {CONNECT_TIMEOUT:g} s, read timeout {READ_TIMEOUT:g} s," in readme
+    connect, read = UPLOAD_TIMEOUT
+    assert f"the presigned upload has {connect:g} s to connect and {read:g} s to answer" in readme

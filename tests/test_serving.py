@@ -18,10 +18,15 @@ SEEDED = "s3://data-apps-ex/dicom/anon-1.2.826.0.1.3680043.8.498.1.1.dcm"
 
 @pytest.fixture(scope="module")
 def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """gunicorn with one worker of two threads, and its embedded AWS; its URL and its log."""
+    """gunicorn with two workers of two threads, and its embedded AWS; its URL and its log.
+
+    Started without a cursor secret, as `make serve` is on a laptop: the master picks one.
+    """
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    with served(free_port(), free_port(), workers=1, threads=2, log_path=log) as base:
-        yield base, log
+    with pytest.MonkeyPatch.context() as environment:
+        environment.delenv("DICOM_META_CURSOR_SECRET", raising=False)
+        with served(free_port(), free_port(), workers=2, threads=2, log_path=log) as base:
+            yield base, log
 
 
 @pytest.mark.slow
@@ -68,3 +73,23 @@ def test_a_short_load_run_has_no_errors(gunicorn: tuple[str, Path]) -> None:
     samples, wall = run_load(gunicorn[0], users=4, seconds=2, headers={})
     assert samples and all(sample.ok for sample in samples), report(samples, wall)
     assert {sample.kind for sample in samples} >= {"REST GET /dicom-metadata", "GraphQL dicomMetadata"}
+
+
+@pytest.mark.slow
+def test_every_worker_reads_the_cursors_of_the_others(gunicorn: tuple[str, Path]) -> None:
+    # GIVEN two workers sharing the secret their master picked
+    base, log = gunicorn
+    assert "(2 workers x 2 threads)" in log.read_text()
+    query = "query($a: String) { dicomFiles(first: 1, after: $a) { items { s3Path } nextCursor } }"
+    # WHEN pages are followed over new connections, which the two workers share out
+    first = requests.post(f"{base}/graphql", json={"query": query}, timeout=10).json()
+    cursor = first["data"]["dicomFiles"]["nextCursor"]
+    assert cursor
+    answers = [
+        requests.post(f"{base}/graphql", json={"query": query, "variables": {"a": cursor}}, timeout=10).json()
+        for _ in range(12)
+    ]
+    # THEN every one of them reads it (a worker with its own secret would say INVALID_CURSOR)
+    assert [answer.get("errors") for answer in answers] == [None] * 12
+    second = {answer["data"]["dicomFiles"]["items"][0]["s3Path"] for answer in answers}
+    assert len(second) == 1 and second != {first["data"]["dicomFiles"]["items"][0]["s3Path"]}
