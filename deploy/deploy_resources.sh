@@ -93,11 +93,16 @@ ensure_table() {
 }
 
 # The search indexes (managers/table.py): added one at a time, as DynamoDB requires, each
-# waited on until ACTIVE, since a Query on a building index fails.
+# waited on until ACTIVE, since a Query on a building index fails; existing records then get
+# the new key attributes (deploy/backfill.py). Then the indexes of an
+# earlier version are dropped: the unsharded Modality-StudyDate would keep one hot partition
+# per modality, and an index throttled on writes throttles the table's writes too. Update
+# the API before deploying, since an older API still queries them.
 ensure_indexes() {
   aws_ dynamodb describe-table --table-name "$TABLE" >"$WORK/describe.json"
   "$PY" "$DEPLOY_DIR/table.py" missing "$WORK/describe.json" >"$WORK/index-updates"
-  if [[ ! -s "$WORK/index-updates" ]]; then
+  "$PY" "$DEPLOY_DIR/table.py" retired "$WORK/describe.json" >"$WORK/index-retired"
+  if [[ ! -s "$WORK/index-updates" && ! -s "$WORK/index-retired" ]]; then
     say "indexes present: $(index_names)"
     return
   fi
@@ -108,6 +113,16 @@ ensure_indexes() {
     wait_index_active "$name"
     say "index $name added"
   done <"$WORK/index-updates"
+  if [[ -s "$WORK/index-updates" ]]; then
+    # Records of an earlier version lack the new indexes' key attributes (deploy/backfill.py).
+    say "records given the new index attributes: $("$PY" "$DEPLOY_DIR/backfill.py" "$TABLE")"
+  fi
+  while read -r name; do
+    aws_ dynamodb update-table --table-name "$TABLE" \
+      --global-secondary-index-updates "[{\"Delete\":{\"IndexName\":\"$name\"}}]" >/dev/null
+    wait_index_gone "$name"
+    say "index $name dropped (no longer used)"
+  done <"$WORK/index-retired"
 }
 
 index_names() {
@@ -122,6 +137,17 @@ wait_index_active() {
       --query "Table.GlobalSecondaryIndexes[?IndexName=='$1'].IndexStatus | [0]" --output text)
     [[ $status == ACTIVE ]] && return
     [[ $attempt == 1 ]] && say "index $1 is building (DynamoDB backfills existing records)"
+    sleep 5
+  done
+  die "index $1 is still $status after 10 minutes"
+}
+
+wait_index_gone() {
+  local status attempt
+  for attempt in $(seq 1 120); do
+    status=$(aws_ dynamodb describe-table --table-name "$TABLE" \
+      --query "Table.GlobalSecondaryIndexes[?IndexName=='$1'].IndexStatus | [0]" --output text)
+    [[ $status == None ]] && return
     sleep 5
   done
   die "index $1 is still $status after 10 minutes"
