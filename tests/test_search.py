@@ -10,15 +10,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from flask import Flask
 
 import resolvers
 from app import create_app
-from errors import InvalidArgument, InvalidCursor
+from errors import InvalidArgument, InvalidCursor, UpstreamUnavailable
 from local.server import LocalAWS, create_table
 from managers.bundle import Managers
 from managers.DynamoDBManager import DynamoDBManager
-from managers.table import SHARDS, dated
+from managers.table import LIST_SHARD, SHARDS, SORT_ATTRIBUTE, dated, derived_attributes, shard_of
 from resolvers.search import search_filter
 from schema import schema
 from schema.types import Context
@@ -53,6 +54,8 @@ def make_records(count: int = 300) -> list[dict[str, str | None]]:
 
 
 RECORDS = make_records()
+# shard_of of s3://data-apps-ex/dicom/anon-0.dcm … anon-7.dcm, fixed when the shards were introduced.
+SHARD_SAMPLE = [2, 5, 5, 4, 5, 1, 2, 4]
 
 
 class CallCounter:
@@ -239,6 +242,43 @@ def test_a_first_page_reads_the_same_whatever_the_table_holds(managers: Managers
         resolvers.search_metadata(managers, search_filter(**criteria), 5)
         assert sum(counter.scanned) <= SHARDS * (math.ceil(5 / SHARDS) + 1) + 5
         assert counter.calls["Query"] <= 2 * SHARDS
+
+
+def test_a_failing_shard_query_is_upstream_unavailable(managers: Managers, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fault injected into the Queries the pool's threads run must still reach the caller.
+    def throttled(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "Query")
+
+    monkeypatch.setattr(managers.dynamodb.client, "query", throttled)
+    with pytest.raises(UpstreamUnavailable):
+        resolvers.search_metadata(managers, search_filter(), 10)
+
+
+def test_derived_attributes() -> None:
+    path = f"s3://{BUCKET}/dicom/a.dcm"
+    fields = {"StudyDate": "20240229", "Modality": "CT", "InstitutionName": "North Clinic"}
+    shard = shard_of(path)
+    assert derived_attributes(path, fields) == {
+        "StudyDateKey": f"20240229#{path}",
+        "ListShard": f"all#{shard}",
+        "ModalityShard": f"CT#{shard}",
+        "InstitutionShard": f"North Clinic#{shard}",
+    }
+    # No PatientID, no modality: no key of theirs; a date that is no DA sorts as undated.
+    assert derived_attributes(path, {"StudyDate": "20230229", "StudyDescription": "x"}) == {
+        SORT_ATTRIBUTE: f"#{path}",
+        LIST_SHARD: f"all#{shard}",
+    }
+    # Nothing to list: in no index at all.
+    assert derived_attributes(path, {name: None for name in ("PatientID", "StudyDate", "Modality")}) == {}
+
+
+def test_shards_are_stable_and_spread() -> None:
+    # The shard of a path must never change between processes or versions: stored keys rely on it.
+    assert [shard_of(f"s3://{BUCKET}/dicom/anon-{n}.dcm") for n in range(8)] == SHARD_SAMPLE
+    spread = Counter(shard_of(r["s3_path"] or "") for r in RECORDS)
+    assert sorted(spread) == list(range(SHARDS))
+    assert min(spread.values()) > len(RECORDS) / SHARDS / 2
 
 
 def test_records_without_values_still_store_and_fetch(managers: Managers) -> None:
