@@ -4,8 +4,9 @@ Usage: python deploy/backfill.py TABLE
 
 A new index holds only the items that carry its key attributes, and records written by an
 earlier version lack the new ones (``ListShard``, ``ModalityShard``, ...). Deploy runs this
-after adding an index: it reads the table once (a Scan: a migration, not a search) and sets
-the attributes ``derived_attributes`` gives each record where they differ. An update is
+when it added an index, once the function runs the new code; it can be re-run any time. It
+reads the table once (a Scan: a migration, not a search) and sets the attributes
+``derived_attributes`` gives each record where they differ. An update is
 conditional on the five fields being what was read, so a record rewritten meanwhile (which
 got its attributes from its writer) is left alone. Prints one JSON line:
 ``{"read": n, "updated": n, "changed_meanwhile": n}``. Needs boto3 (the project's .venv).

@@ -93,8 +93,8 @@ ensure_table() {
 }
 
 # The search indexes (managers/table.py): added one at a time, as DynamoDB requires, each
-# waited on until ACTIVE, since a Query on a building index fails; existing records then get
-# the new key attributes (deploy/backfill.py). Then the indexes of an
+# waited on until ACTIVE, since a Query on a building index fails; existing records get the
+# new key attributes once the function runs the new code (backfill_records). Then the indexes of an
 # earlier version are dropped: the unsharded Modality-StudyDate would keep one hot partition
 # per modality, and an index throttled on writes throttles the table's writes too. Update
 # the API before deploying, since an older API still queries them.
@@ -114,8 +114,7 @@ ensure_indexes() {
     say "index $name added"
   done <"$WORK/index-updates"
   if [[ -s "$WORK/index-updates" ]]; then
-    # Records of an earlier version lack the new indexes' key attributes (deploy/backfill.py).
-    say "records given the new index attributes: $("$PY" "$DEPLOY_DIR/backfill.py" "$TABLE")"
+    BACKFILL=1
   fi
   while read -r name; do
     aws_ dynamodb update-table --table-name "$TABLE" \
@@ -123,6 +122,19 @@ ensure_indexes() {
     wait_index_gone "$name"
     say "index $name dropped (no longer used)"
   done <"$WORK/index-retired"
+}
+
+# Records of an earlier version lack the new indexes' key attributes (deploy/backfill.py).
+# Run after the function is updated, so the old code writes no more records without them.
+BACKFILL=0
+backfill_records() {
+  if [[ $BACKFILL == 1 ]]; then
+    local counts
+    printf '\nTable %s: the records of the earlier version\n' "$TABLE"
+    counts=$("$PY" "$DEPLOY_DIR/backfill.py" "$TABLE") ||
+      die "the backfill failed; it needs boto3 (make test installs it), re-run: $PY deploy/backfill.py $TABLE"
+    say "given the new index attributes: $counts"
+  fi
 }
 
 index_names() {
@@ -349,6 +361,7 @@ ensure_dlq
 ensure_role
 build_package
 ensure_function
+backfill_records
 ensure_invoke_config
 ensure_permission
 ensure_notification

@@ -555,4 +555,4 @@ def test_deploy_upgrades_a_table_of_an_earlier_version(
     assert [item["s3_path"] for item in listed[0]] == [item["FilePath"]["S"] for item in OLD_RECORDS]
     # AND a second run finds nothing to do
     again = run_script("deploy_resources.sh", script_env)
-    assert "added" not in again and "dropped" not in again and "given the new index" not in again
+    assert "added" not in again and "dropped" not in again and "given the new index attributes" not in again
