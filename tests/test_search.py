@@ -394,6 +394,25 @@ def test_rest_search_date_ranges(rest: Any, query: str, low: str | None, high: s
     assert paths == expected(low=low, high=high)
 
 
+@pytest.mark.parametrize(("params", "institution"), [({}, None), ({"InstitutionName": "North Clinic"}, "North Clinic")])
+def test_rest_search_without_patient_modality_or_date(
+    rest: Any, counter: CallCounter, params: dict[str, str], institution: str | None
+) -> None:
+    paths: list[str] = []
+    cursor = None
+    while True:
+        response = rest.get(
+            "/search-metadata", query_string={**params, "limit": "60", **({"cursor": cursor} if cursor else {})}
+        )
+        assert response.status_code == 200
+        paths += [item["s3_path"] for item in response.json["items"]]
+        cursor = response.json["next_cursor"]
+        if cursor is None:
+            break
+    assert paths == expected(institution_name=institution)
+    assert counter.calls["Scan"] == 0
+
+
 def test_rest_search_items_have_the_record_shape(rest: Any) -> None:
     response = rest.get("/search-metadata", query_string={"PatientID": "P006", "Modality": "MR"})
     assert response.status_code == 200
