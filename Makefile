@@ -52,10 +52,13 @@ docs: $(STAMP)
 test: lint $(ASSETS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The header-only extraction benchmark (a few minutes): prints a table, writes
-# bench/results/extract.json, fails when a target of issue 4 is missed. BENCH_ARGS=--help lists options.
+# A benchmark of bench/ (BENCH, default extract): prints a table, writes bench/results/$(BENCH).json,
+# fails when a target is missed. BENCH_ARGS=--help lists options.
+#   extract  header-only extraction against whole-object reads (a few minutes)
+#   search   items read and latency of a search page at 10,000 and 100,000 records (BENCH_ARGS=--sizes=...)
+BENCH ?= extract
 bench: $(STAMP)
-	$(PY) bench/extract.py $(BENCH_ARGS)
+	$(PY) bench/$(BENCH).py $(BENCH_ARGS)
 
 # The long fuzz run: thousands of generated requests (FUZZ_MAX_EXAMPLES per operation and
 # mode) and FUZZ_DICOM_CASES mutated DICOM files (tests/test_fuzz_dicom.py), new ones each

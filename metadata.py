@@ -142,13 +142,3 @@ def normalize_date(value: str, name: str = "date") -> str:
     except ValueError as exc:
         raise InvalidArgument(f"{name} {value!r} is not a calendar date") from exc
     return compact
-
-
-def study_month(study_date: str | None) -> str | None:
-    """Return the ``YYYYMM`` bucket of a stored StudyDate, or ``None`` when it is not a valid DA."""
-    if not study_date:
-        return None
-    try:
-        return normalize_date(study_date)[:6]
-    except InvalidArgument:
-        return None

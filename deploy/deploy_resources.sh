@@ -93,11 +93,16 @@ ensure_table() {
 }
 
 # The search indexes (managers/table.py): added one at a time, as DynamoDB requires, each
-# waited on until ACTIVE, since a Query on a building index fails.
+# waited on until ACTIVE, since a Query on a building index fails; existing records get the
+# new key attributes once the function runs the new code (backfill_records). Then the indexes of an
+# earlier version are dropped: the unsharded Modality-StudyDate would keep one hot partition
+# per modality, and an index throttled on writes throttles the table's writes too. Update
+# the API before deploying, since an older API still queries them.
 ensure_indexes() {
   aws_ dynamodb describe-table --table-name "$TABLE" >"$WORK/describe.json"
   "$PY" "$DEPLOY_DIR/table.py" missing "$WORK/describe.json" >"$WORK/index-updates"
-  if [[ ! -s "$WORK/index-updates" ]]; then
+  "$PY" "$DEPLOY_DIR/table.py" retired "$WORK/describe.json" >"$WORK/index-retired"
+  if [[ ! -s "$WORK/index-updates" && ! -s "$WORK/index-retired" ]]; then
     say "indexes present: $(index_names)"
     return
   fi
@@ -108,6 +113,28 @@ ensure_indexes() {
     wait_index_active "$name"
     say "index $name added"
   done <"$WORK/index-updates"
+  if [[ -s "$WORK/index-updates" ]]; then
+    BACKFILL=1
+  fi
+  while read -r name; do
+    aws_ dynamodb update-table --table-name "$TABLE" \
+      --global-secondary-index-updates "[{\"Delete\":{\"IndexName\":\"$name\"}}]" >/dev/null
+    wait_index_gone "$name"
+    say "index $name dropped (no longer used)"
+  done <"$WORK/index-retired"
+}
+
+# Records of an earlier version lack the new indexes' key attributes (deploy/backfill.py).
+# Run after the function is updated, so the old code writes no more records without them.
+BACKFILL=0
+backfill_records() {
+  if [[ $BACKFILL == 1 ]]; then
+    local counts
+    printf '\nTable %s: the records of the earlier version\n' "$TABLE"
+    counts=$("$PY" "$DEPLOY_DIR/backfill.py" "$TABLE") ||
+      die "the backfill failed; it needs boto3 (make test installs it), re-run: $PY deploy/backfill.py $TABLE"
+    say "given the new index attributes: $counts"
+  fi
 }
 
 index_names() {
@@ -122,6 +149,17 @@ wait_index_active() {
       --query "Table.GlobalSecondaryIndexes[?IndexName=='$1'].IndexStatus | [0]" --output text)
     [[ $status == ACTIVE ]] && return
     [[ $attempt == 1 ]] && say "index $1 is building (DynamoDB backfills existing records)"
+    sleep 5
+  done
+  die "index $1 is still $status after 10 minutes"
+}
+
+wait_index_gone() {
+  local status attempt
+  for attempt in $(seq 1 120); do
+    status=$(aws_ dynamodb describe-table --table-name "$TABLE" \
+      --query "Table.GlobalSecondaryIndexes[?IndexName=='$1'].IndexStatus | [0]" --output text)
+    [[ $status == None ]] && return
     sleep 5
   done
   die "index $1 is still $status after 10 minutes"
@@ -323,6 +361,7 @@ ensure_dlq
 ensure_role
 build_package
 ensure_function
+backfill_records
 ensure_invoke_config
 ensure_permission
 ensure_notification

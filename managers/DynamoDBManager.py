@@ -1,13 +1,14 @@
 """DynamoDBManager: the metadata records, one item per DICOM file, keyed by ``FilePath``.
 
-The table's key, derived attributes and indexes are described in ``managers/table.py``. The
-months that hold records are listed in one registry item, so a date search with an open
-bound queries only months that exist.
+The table's key, derived attributes and indexes are described in ``managers/table.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+import math
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,26 +17,31 @@ from botocore.exceptions import ClientError
 
 from config import DYNAMODB_TABLE_NAME
 from managers.aws import error_code, make_client, upstream
-from managers.table import MONTH_ATTRIBUTE, PARTITION_KEY, SORT_ATTRIBUTE
-from metadata import FIELDS, study_month
+from managers.table import (
+    INSTITUTION_SHARD,
+    LIST_SHARD,
+    LIST_VALUE,
+    MODALITY_SHARD,
+    PARTITION_KEY,
+    SHARDS,
+    SORT_ATTRIBUTE,
+    derived_attributes,
+    shard_values,
+)
+from metadata import FIELDS
 
 SOURCE_ATTRIBUTE = "JsonS3Path"
 SEQUENCER_ATTRIBUTE = "Sequencer"
 # Sequencers are hexadecimal strings of varying length; AWS says to compare them after
 # left-padding the shorter with zeros. Stored padded, they compare as DynamoDB strings.
 SEQUENCER_WIDTH = 64
-# Not an s3 path, so no API call can read or overwrite it as a record.
-MONTHS_REGISTRY_KEY = "#registry/study-months"
+# Threads querying shards: one search's shards at once, a second search's beside it.
+SHARD_WORKERS = 2 * SHARDS
 
 
 def normalize_sequencer(sequencer: str | None) -> str | None:
     """Return an S3 event sequencer padded to a fixed width, upper-case (``None`` stays)."""
     return sequencer.upper().rjust(SEQUENCER_WIDTH, "0") if sequencer else None
-
-
-def sort_key(study_date: str | None, file_path: str) -> str:
-    """Return the ``StudyDateKey`` of a record."""
-    return f"{study_date or ''}#{file_path}"
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,9 @@ class DynamoDBManager:
             endpoint_url=endpoint_url,
             config=config,
         )
-        # Months this process has registered already: one registry write per month, not per record.
-        self._registered_months: set[str] = set()
+        # Built once per manager; threads start on the first search, so the Lambda (which
+        # never searches) starts none.
+        self._pool = ThreadPoolExecutor(max_workers=SHARD_WORKERS, thread_name_prefix="dicom-meta-shards")
 
     def put_record(
         self,
@@ -109,10 +116,8 @@ class DynamoDBManager:
         bool
             ``False`` when the write was refused because the stored record is newer.
         """
-        month = study_month(attributes.get("StudyDate"))
         derived = {
-            SORT_ATTRIBUTE: sort_key(attributes.get("StudyDate"), file_path),
-            MONTH_ATTRIBUTE: month,
+            **derived_attributes(file_path, attributes),
             SOURCE_ATTRIBUTE: source,
             SEQUENCER_ATTRIBUTE: normalize_sequencer(sequencer),
         }
@@ -132,8 +137,6 @@ class DynamoDBManager:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
-        if month:
-            self._register_month(month)
         return True
 
     def get_record(self, file_path: str) -> dict[str, str | None] | None:
@@ -150,33 +153,15 @@ class DynamoDBManager:
         with upstream("DynamoDB"):
             self.client.describe_table(TableName=self.table_name)
 
-    def _register_month(self, month: str) -> None:
-        if month in self._registered_months:
-            return
-        with upstream("DynamoDB"):
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={PARTITION_KEY: {"S": MONTHS_REGISTRY_KEY}},
-                UpdateExpression="ADD Months :month",
-                ExpressionAttributeValues={":month": {"SS": [month]}},
-            )
-        self._registered_months.add(month)
-
-    def study_months(self) -> list[str]:
-        """Return the months (``YYYYMM``) that hold at least one record, in order."""
-        with upstream("DynamoDB"):
-            item = self.client.get_item(
-                TableName=self.table_name, Key={PARTITION_KEY: {"S": MONTHS_REGISTRY_KEY}}, ConsistentRead=True
-            ).get("Item", {})
-        return sorted(item.get("Months", {}).get("SS", []))
-
     def search(
         self, criteria: SearchFilter, limit: int, after: dict[str, str] | None = None
     ) -> tuple[list[dict[str, str | None]], dict[str, str] | None]:
         """Return up to ``limit`` records matching ``criteria``, ordered by StudyDate then path.
 
-        ``after`` is the position returned with the previous page. Patient, modality and date
-        filters are Queries on an index; only a filter without any of them scans.
+        Every filter is a Query on one index (``_plan``); a sharded key's shards are queried
+        side by side, ``ceil(limit / shards) + 1`` items at a time each, and merged in order,
+        so a page reads about ``limit`` items plus one chunk per shard, whatever the table
+        holds. ``after`` is the position returned with the previous page.
 
         Returns
         -------
@@ -184,101 +169,119 @@ class DynamoDBManager:
             The records (``s3_path`` plus the five fields) and the position after the last
             one, or ``None`` when there are no more.
         """
-        if criteria.patient_id or criteria.modality:
-            hash_name = "PatientID" if criteria.patient_id else "Modality"
-            index = f"{hash_name}-StudyDate"
-            value = criteria.patient_id or criteria.modality
-            partitions: list[tuple[str, str, str]] = [(index, hash_name, value or "")]
-        elif criteria.has_date_range:
-            partitions = [("StudyMonth-StudyDate", MONTH_ATTRIBUTE, month) for month in self._months_in(criteria)]
-        else:
-            return self._scan_page(criteria, limit, after)
-        items = self._query_partitions(partitions, criteria, after)
-        return _page(items, limit)
+        plan = _plan(criteria)
+        bounds = _sort_bounds(criteria, after["sort"] if after else None)
+        if bounds is None:
+            return [], None
+        chunk = math.ceil(limit / len(plan.partitions)) + 1
+        shards = [self._shard_items(plan, value, bounds, chunk) for value in plan.partitions]
+        merged = heapq.merge(*shards, key=lambda item: item[SORT_ATTRIBUTE]["S"])
+        if after:
+            # A BETWEEN includes its low end: the item served last may come back once.
+            merged = (item for item in merged if item[SORT_ATTRIBUTE]["S"] != after["sort"])
+        return _page(merged, limit)
 
-    def _months_in(self, criteria: SearchFilter) -> list[str]:
-        low = (criteria.study_date_from or "")[:6]
-        high = (criteria.study_date_to or "999999")[:6]
-        return [month for month in self.study_months() if low <= month <= high]
-
-    def _query_partitions(
-        self, partitions: list[tuple[str, str, str]], criteria: SearchFilter, after: dict[str, str] | None
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Yield (partition, item) for matching items partition by partition, resuming after ``after``."""
-        for index, hash_name, value in partitions:
-            if after and after["partition"] > value:
-                continue
-            start = after if after and after["partition"] == value else None
-            for item in self._query(index, hash_name, value, criteria, start):
-                yield value, item
-
-    def _query(
-        self, index: str, hash_name: str, value: str, criteria: SearchFilter, after: dict[str, str] | None
-    ) -> Iterator[dict[str, Any]]:
-        names = {"#h": hash_name}
+    def _shard_items(self, plan: _Plan, value: str, bounds: _Bounds, chunk: int) -> Iterator[dict[str, Any]]:
+        """Start the first Query of one partition in the pool; return its items, lazily, in order."""
+        names = {"#h": plan.hash_name}
         values: dict[str, Any] = {":h": {"S": value}}
         condition = "#h = :h"
-        if criteria.has_date_range:
+        if bounds.low is not None or bounds.high is not None:
             names["#s"] = SORT_ATTRIBUTE
-            condition += " AND #s BETWEEN :low AND :high"
-            # '#' < '$': every key of the last day sorts below "<to>$".
-            values[":low"] = {"S": f"{criteria.study_date_from or ''}#"}
-            values[":high"] = {"S": f"{criteria.study_date_to or '99999999'}$"}
+            if bounds.high is None:
+                condition += " AND #s > :low"
+            else:
+                condition += " AND #s BETWEEN :low AND :high"
+                values[":high"] = {"S": bounds.high}
+            values[":low"] = {"S": bounds.low}
         request: dict[str, Any] = {
             "TableName": self.table_name,
-            "IndexName": index,
+            "IndexName": plan.index,
             "KeyConditionExpression": condition,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
+            "Limit": chunk,
         }
-        _add_filter(request, criteria, exclude=hash_name)
-        if after:
-            request["ExclusiveStartKey"] = {
-                PARTITION_KEY: {"S": after["path"]},
-                SORT_ATTRIBUTE: {"S": after["sort"]},
-                hash_name: {"S": value},
-            }
-        yield from self._paginate("query", request)
+        _add_filter(request, plan.filters)
+        return _continue(self._pool.submit(self._query, request), self._query, request)
 
-    def _scan_page(
-        self, criteria: SearchFilter, limit: int, after: dict[str, str] | None
-    ) -> tuple[list[dict[str, str | None]], dict[str, str] | None]:
-        # A scan has no order: read every match, sort, and cut the page after ``after``.
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "FilterExpression": "attribute_exists(#s)",
-            "ExpressionAttributeNames": {"#s": SORT_ATTRIBUTE},
-            "ExpressionAttributeValues": {},
-        }
-        _add_filter(request, criteria, exclude=None)
-        if not request["ExpressionAttributeValues"]:
-            del request["ExpressionAttributeValues"]
-        items = sorted(self._paginate("scan", request), key=lambda item: item[SORT_ATTRIBUTE]["S"])
-        if after:
-            items = [item for item in items if item[SORT_ATTRIBUTE]["S"] > after["sort"]]
-        return _page((("", item) for item in items), limit)
-
-    def _paginate(self, operation: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        call = getattr(self.client, operation)
-        while True:
-            with upstream("DynamoDB"):
-                response = call(**request)
-            yield from response.get("Items", [])
-            if "LastEvaluatedKey" not in response:
-                return
-            request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
+    def _query(self, request: dict[str, Any]) -> dict[str, Any]:
+        with upstream("DynamoDB"):
+            response: dict[str, Any] = self.client.query(**request)
+        return response
 
 
-def _add_filter(request: dict[str, Any], criteria: SearchFilter, exclude: str | None) -> None:
+@dataclass(frozen=True)
+class _Plan:
+    """The index that serves a filter, the partitions to merge, and what the key leaves to filter."""
+
+    index: str
+    hash_name: str
+    partitions: list[str]
+    filters: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """Sort key bounds: ``low`` exclusive when ``high`` is ``None``, both inclusive otherwise."""
+
+    low: str | None
+    high: str | None
+
+
+def _plan(criteria: SearchFilter) -> _Plan:
+    """Choose the index whose key matches the most selective criterion given."""
+    others = {"Modality": criteria.modality, "InstitutionName": criteria.institution_name}
+    if criteria.patient_id:
+        # Many values, so unsharded: one patient's records are one partition.
+        return _Plan("PatientID-StudyDate", "PatientID", [criteria.patient_id], _given(others))
+    if criteria.modality:
+        partitions = shard_values(criteria.modality)
+        return _Plan("ModalityShard-StudyDate", MODALITY_SHARD, partitions, _given({**others, "Modality": None}))
+    if criteria.institution_name:
+        return _Plan("InstitutionShard-StudyDate", INSTITUTION_SHARD, shard_values(criteria.institution_name), {})
+    return _Plan("ListShard-StudyDate", LIST_SHARD, shard_values(LIST_VALUE), {})
+
+
+def _given(values: dict[str, str | None]) -> dict[str, str]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _sort_bounds(criteria: SearchFilter, after: str | None) -> _Bounds | None:
+    """Return the sort key bounds of a page, or ``None`` when nothing can follow ``after``."""
+    if criteria.has_date_range:
+        # Undated keys start with '#', dated ones with a digit; '#' < '$' puts every key of
+        # the last day below "<to>$".
+        low: str | None = f"{criteria.study_date_from}#" if criteria.study_date_from else "0"
+        high: str | None = f"{criteria.study_date_to or '99999999'}$"
+    else:
+        low, high = None, None
+    if after is None:
+        return _Bounds(low, high)
+    if high is None:
+        return _Bounds(after, None)
+    if after > high:
+        return None
+    return _Bounds(max(low or "", after), high)
+
+
+def _continue(
+    first: Future[dict[str, Any]], query: Callable[[dict[str, Any]], dict[str, Any]], request: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """Yield a partition's items from its first response on, one Query of ``Limit`` more at a time."""
+    response = first.result()
+    while True:
+        yield from response.get("Items", [])
+        if "LastEvaluatedKey" not in response:
+            return
+        request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
+        response = query(request)
+
+
+def _add_filter(request: dict[str, Any], filters: dict[str, str]) -> None:
     """Add equality filters for the criteria the key condition does not cover."""
-    clauses = [request["FilterExpression"]] if "FilterExpression" in request else []
-    for attribute, value in (
-        ("PatientID", criteria.patient_id),
-        ("Modality", criteria.modality),
-        ("InstitutionName", criteria.institution_name),
-    ):
-        if value is None or attribute == exclude:
-            continue
+    clauses = []
+    for attribute, value in filters.items():
         request["ExpressionAttributeNames"][f"#{attribute}"] = attribute
         request["ExpressionAttributeValues"][f":{attribute}"] = {"S": value}
         clauses.append(f"#{attribute} = :{attribute}")
@@ -286,18 +289,14 @@ def _add_filter(request: dict[str, Any], criteria: SearchFilter, exclude: str | 
         request["FilterExpression"] = " AND ".join(clauses)
 
 
-def _page(
-    items: Iterator[tuple[str, dict[str, Any]]], limit: int
-) -> tuple[list[dict[str, str | None]], dict[str, str] | None]:
+def _page(items: Iterator[dict[str, Any]], limit: int) -> tuple[list[dict[str, str | None]], dict[str, str] | None]:
     """Take ``limit`` items, peeking one further to know whether another page exists."""
-    page: list[tuple[str, dict[str, Any]]] = []
-    for entry in items:
+    page: list[dict[str, Any]] = []
+    for item in items:
         if len(page) == limit:
-            partition, last = page[-1]
-            position = {"partition": partition, "path": last[PARTITION_KEY]["S"], "sort": last[SORT_ATTRIBUTE]["S"]}
-            return [_with_path(item) for _, item in page], position
-        page.append(entry)
-    return [_with_path(item) for _, item in page], None
+            return [_with_path(item) for item in page], {"sort": page[-1][SORT_ATTRIBUTE]["S"]}
+        page.append(item)
+    return [_with_path(item) for item in page], None
 
 
 def _record(item: dict[str, Any]) -> dict[str, str | None]:

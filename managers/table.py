@@ -1,30 +1,100 @@
-"""The metadata table's shape: key, derived attributes and indexes (standard library only).
+"""The metadata table's shape: key, derived attributes and indexes (no AWS calls).
 
-One definition for the embedded AWS, the deploy script and ``DynamoDBManager``. An item
-carries, besides ``FilePath`` and the five fields, two derived attributes the indexes use:
+One definition for the embedded AWS, the deploy script and ``DynamoDBManager``. A record
+carries, besides ``FilePath`` and the five fields, derived attributes the indexes key on,
+all computed by ``derived_attributes`` (every writer calls it):
 
-- ``StudyDateKey``: ``<StudyDate>#<FilePath>`` (``#<FilePath>`` without a date). As a sort key
-  it orders results by StudyDate, then path, and makes every position in an index unique;
-  a date range is a ``BETWEEN`` on it.
-- ``StudyMonth``: ``YYYYMM`` of a valid StudyDate, the partition key of the date index, so a
-  date search spreads over one partition per month instead of one hot partition.
+- ``StudyDateKey``: ``<StudyDate>#<FilePath>`` (``#<FilePath>`` when the StudyDate is absent or
+  not a valid DA). The sort key of every index: results come by StudyDate then path, undated
+  first, every position is unique (a cursor resumes from it) and a date range is a
+  ``BETWEEN`` on it.
+- ``ModalityShard``, ``InstitutionShard``, ``ListShard``: ``<value>#<k>`` with ``k`` in
+  ``0..SHARDS-1`` chosen by a stable hash of ``FilePath`` (``ListShard``'s value is the
+  constant ``all``). A key with few values would pour every write of a bulk import into one
+  partition, which AWS throttles at 1,000 WCU/s (GSIs included); ``SHARDS`` partitions per
+  value spread them. A search queries the value's shards in parallel and merges them.
+
+``PatientID`` is a partition key as it is: it has as many values as patients, so writes
+spread by themselves, and one patient's burst is one study's worth of writes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+from datetime import date
 from typing import Any
+
+from metadata import FIELDS
 
 PARTITION_KEY = "FilePath"
 SORT_ATTRIBUTE = "StudyDateKey"
-MONTH_ATTRIBUTE = "StudyMonth"
+MODALITY_SHARD = "ModalityShard"
+INSTITUTION_SHARD = "InstitutionShard"
+LIST_SHARD = "ListShard"
+# The value of every record's ListShard, before its shard suffix.
+LIST_VALUE = "all"
+
+# Partitions per sharded key value: 8 partitions take 8,000 WCU/s of one modality, one
+# institution or the whole archive. Changing it means rewriting every record's shard keys.
+SHARDS = 8
 
 # Index name → its partition key. Each sorts on StudyDateKey and projects every attribute,
 # so a page is read from the index alone.
 INDEXES: dict[str, str] = {
     "PatientID-StudyDate": "PatientID",
-    "Modality-StudyDate": "Modality",
-    "StudyMonth-StudyDate": MONTH_ATTRIBUTE,
+    "ModalityShard-StudyDate": MODALITY_SHARD,
+    "InstitutionShard-StudyDate": INSTITUTION_SHARD,
+    "ListShard-StudyDate": LIST_SHARD,
 }
+
+# Indexes earlier versions created and nothing queries any more. Deploy reports them and
+# leaves them: dropping an index is the operator's call (it may still serve an older API).
+RETIRED_INDEXES: tuple[str, ...] = ("Modality-StudyDate", "StudyMonth-StudyDate")
+
+
+def shard_of(file_path: str) -> int:
+    """Return the shard (``0..SHARDS-1``) of a record: stable across processes and versions."""
+    # Python's hash() is salted per process; the shard must be the same for every writer.
+    digest = hashlib.blake2b(file_path.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % SHARDS
+
+
+def shard_values(value: str) -> list[str]:
+    """Return every partition key value of ``value``'s shards, in shard order."""
+    return [f"{value}#{shard}" for shard in range(SHARDS)]
+
+
+def dated(study_date: str | None) -> str | None:
+    """Return ``study_date`` when it is a valid DA (``YYYYMMDD``, a calendar date), else ``None``."""
+    if not study_date or not re.fullmatch(r"\d{8}", study_date):
+        return None
+    try:
+        date(int(study_date[:4]), int(study_date[4:6]), int(study_date[6:]))
+    except ValueError:
+        return None
+    return study_date
+
+
+def sort_key(study_date: str | None, file_path: str) -> str:
+    """Return the ``StudyDateKey`` of a record."""
+    return f"{dated(study_date) or ''}#{file_path}"
+
+
+def derived_attributes(file_path: str, fields: dict[str, Any]) -> dict[str, str]:
+    """Return the index attributes of a record with these fields (``{}`` when it has none).
+
+    A record none of whose five fields has a value (a deleted file's marker, say) is in no
+    index: searches list records by what they hold.
+    """
+    if not any(fields.get(field) for field in FIELDS):
+        return {}
+    shard = shard_of(file_path)
+    derived = {SORT_ATTRIBUTE: sort_key(fields.get("StudyDate"), file_path), LIST_SHARD: f"{LIST_VALUE}#{shard}"}
+    for attribute, field in ((MODALITY_SHARD, "Modality"), (INSTITUTION_SHARD, "InstitutionName")):
+        if fields.get(field):
+            derived[attribute] = f"{fields[field]}#{shard}"
+    return derived
 
 
 def index_definition(index: str) -> dict[str, Any]:

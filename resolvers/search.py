@@ -58,7 +58,7 @@ def search_metadata(
     """Return one page of stored records matching ``criteria``, by StudyDate then path."""
     check_page_size(first, MAX_SEARCH_PAGE)
     query = fingerprint("searchMetadata", asdict(criteria))
-    after_position = decode_cursor(query, after, fields=("partition", "path", "sort"))
+    after_position = decode_cursor(query, after, fields=("sort",))
     items, position = managers.dynamodb.search(criteria, first, after_position)
     return Page(items=items, next_cursor=encode_cursor(query, position))
 

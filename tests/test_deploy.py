@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, LAMBDA_FUNCTION_NAME, LAMBDA_ROLE_NAME, S3_BUCKET_NAME
 from local import free_port
+from managers.DynamoDBManager import DynamoDBManager, SearchFilter
 from managers.table import attribute_definitions, table_definition
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -331,9 +332,10 @@ def test_table_has_the_search_indexes(first_deploy: Stage) -> None:
         table_definition(DYNAMODB_TABLE_NAME)["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"]
     )
     assert [i["IndexName"] for i in first_deploy.state["table"]["indexes"]] == [
-        "Modality-StudyDate",
+        "InstitutionShard-StudyDate",
+        "ListShard-StudyDate",
+        "ModalityShard-StudyDate",
         "PatientID-StudyDate",
-        "StudyMonth-StudyDate",
     ]
 
 
@@ -490,25 +492,64 @@ def test_rollback_again_reports_absent_things_and_deletes_data_on_request(rollba
     assert json.loads(again.state["notification"])["QueueConfigurations"][0]["Id"] == OTHER_ENTRY_ID
 
 
-# --- upgrading a table made before the search indexes ------------------------------------
+# --- upgrading a table made by an earlier version ----------------------------------------
+
+# Two records as the first search version wrote them: unsharded keys, a month, no ListShard.
+OLD_RECORDS = [
+    {
+        "FilePath": {"S": f"s3://{S3_BUCKET_NAME}/dicom/old-{n}.dcm"},
+        "PatientID": {"S": "OLD-1"},
+        "StudyDate": {"S": f"2021010{n}"},
+        "Modality": {"S": "MR"},
+        "StudyDateKey": {"S": f"2021010{n}#s3://{S3_BUCKET_NAME}/dicom/old-{n}.dcm"},
+        "StudyMonth": {"S": "202101"},
+    }
+    for n in (1, 2)
+]
 
 
-def test_deploy_adds_missing_indexes_to_an_existing_table(
+def test_deploy_upgrades_a_table_of_an_earlier_version(
     rollbacks: dict[str, Stage], aws: Clients, script_env: dict[str, str]
 ) -> None:
-    # GIVEN the table as an earlier deploy made it: the key alone, no indexes
+    # GIVEN the table as the first search version's deploy made it, with its records
     aws.dynamodb.create_table(
         TableName=DYNAMODB_TABLE_NAME,
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "FilePath", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "FilePath", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("FilePath", "StudyDateKey", "PatientID", "Modality", "StudyMonth")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": f"{name}-StudyDate",
+                "KeySchema": [
+                    {"AttributeName": name, "KeyType": "HASH"},
+                    {"AttributeName": "StudyDateKey", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for name in ("PatientID", "Modality", "StudyMonth")
+        ],
     )
-    # WHEN deploy runs THEN it adds each index and says so
+    for item in OLD_RECORDS:
+        aws.dynamodb.put_item(TableName=DYNAMODB_TABLE_NAME, Item=item)
+    # WHEN deploy runs
     output = run_script("deploy_resources.sh", script_env)
-    for index in ("PatientID-StudyDate", "Modality-StudyDate", "StudyMonth-StudyDate"):
+    # THEN it adds the new indexes, gives the old records their keys, drops the retired indexes
+    for index in ("ModalityShard-StudyDate", "InstitutionShard-StudyDate", "ListShard-StudyDate"):
         assert f"index {index} added" in output
+    assert '"read": 2, "updated": 2, "changed_meanwhile": 0' in output
+    for index in ("Modality-StudyDate", "StudyMonth-StudyDate"):
+        assert f"index {index} dropped (no longer used)" in output
     assert [i["IndexName"] for i in read_state(aws)["table"]["indexes"]] == [
-        "Modality-StudyDate",
+        "InstitutionShard-StudyDate",
+        "ListShard-StudyDate",
+        "ModalityShard-StudyDate",
         "PatientID-StudyDate",
-        "StudyMonth-StudyDate",
     ]
+    listed = DynamoDBManager(endpoint_url=script_env["AWS_ENDPOINT_URL"]).search(SearchFilter(modality="MR"), 10)
+    assert [item["s3_path"] for item in listed[0]] == [item["FilePath"]["S"] for item in OLD_RECORDS]
+    # AND a second run finds nothing to do
+    again = run_script("deploy_resources.sh", script_env)
+    assert "added" not in again and "dropped" not in again and "given the new index attributes" not in again

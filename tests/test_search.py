@@ -1,7 +1,8 @@
-"""Search over a few hundred stored records: filters, bounds, paging, cursors, and no scans."""
+"""Search over a few hundred stored records: filters, bounds, paging, cursors, no scans, items read."""
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from collections import Counter
@@ -9,14 +10,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from flask import Flask
 
 import resolvers
 from app import create_app
-from errors import InvalidArgument, InvalidCursor
+from errors import InvalidArgument, InvalidCursor, UpstreamUnavailable
 from local.server import LocalAWS, create_table
 from managers.bundle import Managers
 from managers.DynamoDBManager import DynamoDBManager
+from managers.table import LIST_SHARD, SHARDS, SORT_ATTRIBUTE, dated, derived_attributes, shard_of
 from resolvers.search import search_filter
 from schema import schema
 from schema.types import Context
@@ -43,10 +46,16 @@ def make_records(count: int = 300) -> list[dict[str, str | None]]:
         )
     # Two records on the bounds' very days, to test inclusiveness.
     records[1]["StudyDate"], records[2]["StudyDate"] = "20230101", "20231231"
+    # StudyDates that are no DA sort as undated and match no range; a record with none of
+    # the five fields is stored but listed nowhere.
+    records[3]["StudyDate"], records[4]["StudyDate"] = "2023-05-01", "20230230"
+    records[5].update(PatientID=None, StudyDate=None, Modality=None, InstitutionName=None, StudyDescription=None)
     return records
 
 
 RECORDS = make_records()
+# shard_of of s3://data-apps-ex/dicom/anon-0.dcm … anon-7.dcm, fixed when the shards were introduced.
+SHARD_SAMPLE = [2, 5, 5, 4, 5, 1, 2, 4]
 
 
 def path_of(record: dict[str, str | None]) -> str:
@@ -57,14 +66,24 @@ def path_of(record: dict[str, str | None]) -> str:
 
 
 class CallCounter:
-    """Counts DynamoDB operations on a client, through botocore's events."""
+    """Counts DynamoDB operations on a client and the items they read, through botocore's events."""
 
     def __init__(self, client: Any) -> None:
         self.calls: Counter[str] = Counter()
+        self.scanned: list[int] = []  # ScannedCount of each Query or Scan answer
         client.meta.events.register("before-call.dynamodb", self._count)
+        client.meta.events.register("after-call.dynamodb", self._read)
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[model.name] += 1
+
+    def _read(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in ("Query", "Scan"):
+            self.scanned.append(parsed["ScannedCount"])
+
+    def clear(self) -> None:
+        self.calls.clear()
+        self.scanned.clear()
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +109,7 @@ def managers(search_managers: tuple[Managers, CallCounter]) -> Managers:
 
 @pytest.fixture
 def counter(search_managers: tuple[Managers, CallCounter]) -> CallCounter:
-    search_managers[1].calls.clear()
+    search_managers[1].clear()
     return search_managers[1]
 
 
@@ -102,9 +121,10 @@ def expected(
     high: str | None = None,
 ) -> list[str]:
     def matches(r: dict[str, str | None]) -> bool:
-        date = r["StudyDate"]
+        date = dated(r["StudyDate"])
         return (
-            (patient_id is None or r["PatientID"] == patient_id)
+            any(r[field] for field in ("PatientID", "StudyDate", "Modality", "InstitutionName", "StudyDescription"))
+            and (patient_id is None or r["PatientID"] == patient_id)
             and (modality is None or r["Modality"] == modality)
             and (institution_name is None or r["InstitutionName"] == institution_name)
             and (low is None or (date is not None and date >= low))
@@ -112,7 +132,7 @@ def expected(
         )
 
     hits = [r for r in RECORDS if matches(r)]
-    return [path_of(r) for r in sorted(hits, key=lambda r: (r["StudyDate"] or "", path_of(r)))]
+    return [path_of(r) for r in sorted(hits, key=lambda r: (dated(r["StudyDate"]) or "", path_of(r)))]
 
 
 def all_pages(managers: Managers, page_size: int, **criteria: str | None) -> list[str]:
@@ -129,7 +149,8 @@ def all_pages(managers: Managers, page_size: int, **criteria: str | None) -> lis
     raise AssertionError("paging did not end")
 
 
-CRITERIA = [
+CRITERIA: list[dict[str, str]] = [
+    {},
     {"patient_id": "P003"},
     {"modality": "MR"},
     {"study_date_from": "20230101", "study_date_to": "20231231"},
@@ -144,7 +165,15 @@ CRITERIA = [
     {"institution_name": "Ünïversity Center"},
     {"patient_id": "P999"},
     {"modality": "MR", "study_date_from": "20300101"},
+    {"patient_id": "P007", "study_date_to": "20230615"},
+    {"institution_name": "South Hospital", "study_date_from": "20220301", "study_date_to": "20240301"},
+    {"institution_name": "Nowhere"},
 ]
+
+# Shapes whose criteria are all in the index key (one of patient, modality, institution, with
+# or without dates): a page reads the page plus the look-ahead. Two of them filter the first
+# one's items (documented): a patient's records, or a modality's, bound what a page reads.
+KEYED = [c for c in CRITERIA if len(set(c) & {"patient_id", "modality", "institution_name"}) <= 1]
 
 
 def _expected_for(criteria: dict[str, str]) -> list[str]:
@@ -159,7 +188,7 @@ def _expected_for(criteria: dict[str, str]) -> list[str]:
     )
 
 
-@pytest.mark.parametrize("criteria", CRITERIA, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("criteria", CRITERIA, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "no-filter")
 @pytest.mark.parametrize("page_size", [7, 500])
 def test_pages_return_every_match_once_in_order(managers: Managers, criteria: dict[str, str], page_size: int) -> None:
     assert all_pages(managers, page_size, **criteria) == _expected_for(criteria)
@@ -172,18 +201,91 @@ def test_the_corpus_is_big_and_varied_enough() -> None:
     assert f"s3://{BUCKET}/dicom/search/anon-0002.dcm" in expected(low="20231231", high="20231231")
 
 
-@pytest.mark.parametrize("criteria", [c for c in CRITERIA if set(c) - {"institution_name"}], ids=lambda c: ",".join(c))
-def test_patient_modality_and_date_filters_never_scan(
-    managers: Managers, counter: CallCounter, criteria: dict[str, str]
+def _ids(criteria: dict[str, str]) -> str:
+    return ",".join(criteria) or "no-filter"
+
+
+@pytest.mark.parametrize("criteria", CRITERIA, ids=_ids)
+def test_no_filter_ever_scans(
+    managers: Managers, counter: CallCounter, criteria: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def refuse(**_: Any) -> None:
+        raise AssertionError("a search scanned the table")
+
+    monkeypatch.setattr(managers.dynamodb.client, "scan", refuse)
     all_pages(managers, 10, **criteria)
     assert counter.calls["Scan"] == 0
-    assert counter.calls["Query"] > 0 or not _expected_for(criteria)
+    assert counter.calls["Query"] > 0
 
 
-def test_an_institution_only_filter_scans(managers: Managers, counter: CallCounter) -> None:
-    all_pages(managers, 50, institution_name="North Clinic")
-    assert counter.calls["Scan"] > 0
+def page_reads(managers: Managers, counter: CallCounter, page_size: int, **criteria: str) -> list[int]:
+    """Return the items read (sum of ScannedCount) by each page of a search, walking all pages."""
+    reads: list[int] = []
+    cursor = None
+    while True:
+        counter.clear()
+        page = resolvers.search_metadata(managers, search_filter(**criteria), page_size, cursor)
+        reads.append(sum(counter.scanned))
+        cursor = page.next_cursor
+        if cursor is None:
+            return reads
+
+
+@pytest.mark.parametrize("criteria", KEYED, ids=_ids)
+@pytest.mark.parametrize("page_size", [3, 25])
+def test_a_page_reads_a_small_multiple_of_its_size(
+    managers: Managers, counter: CallCounter, criteria: dict[str, str], page_size: int
+) -> None:
+    partitions = 1 if "patient_id" in criteria else SHARDS
+    look_ahead = partitions * (math.ceil(page_size / partitions) + 1)
+    reads = page_reads(managers, counter, page_size, **criteria)
+    assert max(reads) <= 3 * page_size + look_ahead, reads
+
+
+def test_a_first_page_reads_the_same_whatever_the_table_holds(managers: Managers, counter: CallCounter) -> None:
+    # 300 records, many times the page: the first page still reads only its chunks.
+    for criteria in ({}, {"modality": "CT"}, {"institution_name": "North Clinic"}):
+        counter.clear()
+        resolvers.search_metadata(managers, search_filter(**criteria), 5)
+        assert sum(counter.scanned) <= SHARDS * (math.ceil(5 / SHARDS) + 1) + 5
+        assert counter.calls["Query"] <= 2 * SHARDS
+
+
+def test_a_failing_shard_query_is_upstream_unavailable(managers: Managers, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fault injected into the Queries the pool's threads run must still reach the caller.
+    def throttled(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "Query")
+
+    monkeypatch.setattr(managers.dynamodb.client, "query", throttled)
+    with pytest.raises(UpstreamUnavailable):
+        resolvers.search_metadata(managers, search_filter(), 10)
+
+
+def test_derived_attributes() -> None:
+    path = f"s3://{BUCKET}/dicom/a.dcm"
+    fields = {"StudyDate": "20240229", "Modality": "CT", "InstitutionName": "North Clinic"}
+    shard = shard_of(path)
+    assert derived_attributes(path, fields) == {
+        "StudyDateKey": f"20240229#{path}",
+        "ListShard": f"all#{shard}",
+        "ModalityShard": f"CT#{shard}",
+        "InstitutionShard": f"North Clinic#{shard}",
+    }
+    # No PatientID, no modality: no key of theirs; a date that is no DA sorts as undated.
+    assert derived_attributes(path, {"StudyDate": "20230229", "StudyDescription": "x"}) == {
+        SORT_ATTRIBUTE: f"#{path}",
+        LIST_SHARD: f"all#{shard}",
+    }
+    # Nothing to list: in no index at all.
+    assert derived_attributes(path, {name: None for name in ("PatientID", "StudyDate", "Modality")}) == {}
+
+
+def test_shards_are_stable_and_spread() -> None:
+    # The shard of a path must never change between processes or versions: stored keys rely on it.
+    assert [shard_of(f"s3://{BUCKET}/dicom/anon-{n}.dcm") for n in range(8)] == SHARD_SAMPLE
+    spread = Counter(shard_of(r["s3_path"] or "") for r in RECORDS)
+    assert sorted(spread) == list(range(SHARDS))
+    assert min(spread.values()) > len(RECORDS) / SHARDS / 2
 
 
 def test_records_without_values_still_store_and_fetch(managers: Managers) -> None:
@@ -299,6 +401,25 @@ def test_rest_search_date_ranges(rest: Any, query: str, low: str | None, high: s
         if cursor is None:
             break
     assert paths == expected(low=low, high=high)
+
+
+@pytest.mark.parametrize(("params", "institution"), [({}, None), ({"InstitutionName": "North Clinic"}, "North Clinic")])
+def test_rest_search_without_patient_modality_or_date(
+    rest: Any, counter: CallCounter, params: dict[str, str], institution: str | None
+) -> None:
+    paths: list[str] = []
+    cursor = None
+    while True:
+        response = rest.get(
+            "/search-metadata", query_string={**params, "limit": "60", **({"cursor": cursor} if cursor else {})}
+        )
+        assert response.status_code == 200
+        paths += [item["s3_path"] for item in response.json["items"]]
+        cursor = response.json["next_cursor"]
+        if cursor is None:
+            break
+    assert paths == expected(institution_name=institution)
+    assert counter.calls["Scan"] == 0
 
 
 def test_rest_search_items_have_the_record_shape(rest: Any) -> None:
