@@ -10,7 +10,7 @@ from typing import Any, BinaryIO, cast
 
 from pydicom import config as pydicom_config
 from pydicom.datadict import DicomDictionary, dictionary_VR, tag_for_keyword
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.filereader import read_dataset, read_partial, read_preamble
 from pydicom.multival import MultiValue
@@ -61,6 +61,10 @@ _TRANSFER_SYNTAX = 0x00020010
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _KNOWN_VRS = frozenset(vr.value for vr in VR)
+# Sequences nested deeper than this make a header NOT_DICOM. Real ones nest a few levels (a
+# structured report's content tree a dozen or two); pydicom recurses per level, and so do the
+# JSON writers after it, so the bound is set well below Python's recursion limit.
+MAX_SEQUENCE_DEPTH = 64
 
 
 class DicomManager:
@@ -152,7 +156,36 @@ def read_header(fp: Stream) -> Dataset:
         raise NotDicom(f"the object is not a readable DICOM file ({type(exc).__name__})") from exc
     if len(dataset) == 0:
         raise NotDicom("the object holds no DICOM elements")
+    check_depth(dataset)
     return dataset
+
+
+def check_depth(dataset: Dataset, convert: bool = False) -> None:
+    """Refuse sequences nested deeper than ``MAX_SEQUENCE_DEPTH``.
+
+    Walks one level at a time, without recursing. Without ``convert`` only sequences already
+    parsed are followed (undefined-length ones, which pydicom parses while reading); with it,
+    a sequence still raw (defined length) is converted, one level, before being followed, as
+    ``json_model`` would convert it anyway.
+    """
+    pending = [(dataset, 0)]
+    while pending:
+        current, depth = pending.pop()
+        if depth > MAX_SEQUENCE_DEPTH:
+            raise NotDicom(f"the header nests sequences more than {MAX_SEQUENCE_DEPTH} deep")
+        for tag in sorted(current.keys()):
+            element = current.get_item(tag, keep_deferred=True)
+            if convert and isinstance(element, RawDataElement) and _vr_of(element) == "SQ":
+                element = current[tag]
+            if isinstance(element, DataElement) and element.VR == "SQ":
+                pending.extend((item, depth + 1) for item in element.value)
+
+
+def _vr_of(element: RawDataElement) -> str | None:
+    """The VR of a raw element: its own, or the dictionary's when implicit (``None`` if unknown)."""
+    if element.VR is not None:
+        return str(element.VR)
+    return dictionary_VR(element.tag) if element.tag in DicomDictionary else None
 
 
 def _parse(stream: BoundedStream) -> Dataset:
@@ -276,6 +309,7 @@ def json_model(dataset: Dataset, tags: list[BaseTag] | None = None) -> dict[str,
             # Checked on the raw element, so a deferred large value is never read.
             if (wanted is None or tag in wanted) and not _is_bulk(dataset.get_item(tag, keep_deferred=True)):
                 kept.add(dataset[tag])  # converted, hence decoded with the file's character set
+        check_depth(kept, convert=True)
         model = kept.to_json_dict(bulk_data_threshold=BULK_DATA_THRESHOLD, bulk_data_element_handler=lambda _: "")
     except DicomMetaError:
         raise
