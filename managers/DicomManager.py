@@ -78,6 +78,10 @@ _TRANSFER_SYNTAX = 0x00020010
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _KNOWN_VRS = frozenset(vr.value for vr in VR)
+# Sequences nested deeper than this make a header NOT_DICOM. Real ones nest a few levels (a
+# structured report's content tree a dozen or two); pydicom recurses per level, and so do the
+# JSON writers after it, so the bound is set well below Python's recursion limit.
+MAX_SEQUENCE_DEPTH = 64
 
 
 class DicomManager:
@@ -169,7 +173,36 @@ def read_header(fp: Stream) -> Dataset:
         raise NotDicom(f"the object is not a readable DICOM file ({type(exc).__name__})") from exc
     if len(dataset) == 0:
         raise NotDicom("the object holds no DICOM elements")
+    check_depth(dataset)
     return dataset
+
+
+def check_depth(dataset: Dataset, convert: bool = False) -> None:
+    """Refuse sequences nested deeper than ``MAX_SEQUENCE_DEPTH``.
+
+    Walks one level at a time, without recursing. Without ``convert`` only sequences already
+    parsed are followed (undefined-length ones, which pydicom parses while reading); with it,
+    a sequence still raw (defined length) is converted, one level, before being followed, as
+    ``json_model`` would convert it anyway.
+    """
+    pending = [(dataset, 0)]
+    while pending:
+        current, depth = pending.pop()
+        if depth > MAX_SEQUENCE_DEPTH:
+            raise NotDicom(f"the header nests sequences more than {MAX_SEQUENCE_DEPTH} deep")
+        for tag in sorted(current.keys()):
+            element = current.get_item(tag, keep_deferred=True)
+            if convert and isinstance(element, RawDataElement) and _vr_of(element) == "SQ":
+                element = current[tag]
+            if isinstance(element, DataElement) and element.VR == "SQ":
+                pending.extend((item, depth + 1) for item in element.value)
+
+
+def _vr_of(element: RawDataElement) -> str | None:
+    """The VR of a raw element: its own, or the dictionary's when implicit (``None`` if unknown)."""
+    if element.VR is not None:
+        return str(element.VR)
+    return dictionary_VR(element.tag) if element.tag in DicomDictionary else None
 
 
 def _parse(stream: BoundedStream) -> Dataset:
@@ -294,6 +327,8 @@ def json_model(dataset: Dataset, tags: list[BaseTag] | None = None) -> dict[str,
     (a malformed IS, a NaN): one bad element does not cost the rest of the header.
     """
     try:
+        # Bounded before the recursive conversion below walks it.
+        check_depth(dataset, convert=True)
         return _labelled_utf8(_json_object(dataset, None if tags is None else set(tags)))
     except DicomMetaError:
         raise

@@ -162,6 +162,8 @@ CASES: list[Hostile] = [
     ),
     Hostile("nesting-500-undefined", lambda: part10(_nested(500, defined=False) + PATIENT_ID)),
     Hostile("nesting-500-defined", lambda: part10(_nested(500, defined=True) + PATIENT_ID), fields="OK"),
+    Hostile("nesting-100-undefined", lambda: part10(_nested(100, defined=False) + PATIENT_ID)),
+    Hostile("nesting-100-defined", lambda: part10(_nested(100, defined=True) + PATIENT_ID), fields="OK"),
     Hostile("unknown-vr-zz-private", lambda: part10(element(0x0009, 0x1010, "ZZ", MARKER.encode()) + PATIENT_ID)),
     Hostile("unknown-vr-zz", lambda: part10(element(0x0008, 0x1030, "ZZ", MARKER.encode()) + PATIENT_ID)),
     Hostile("huge-un-first", lambda: part10(element(0x0008, 0x0050, "UN", MARKER.encode(), 0x7FFFFFF0))),

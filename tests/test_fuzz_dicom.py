@@ -70,9 +70,7 @@ _SYNTAXES = (ExplicitVRBigEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLitt
 
 def marked(name: str) -> bytes:
     """A bundled file with the markers as its patient values, re-encoded as it was."""
-    path = pydicom.data.get_testdata_file(name, download=False)
-    assert isinstance(path, str)
-    ds = dcmread(path, force=True)
+    ds = dcmread(str(pydicom.data.get_testdata_file(name, download=False)), force=True)
     for keyword, value in MARKERS.items():
         setattr(ds, keyword, value)
     buffer = io.BytesIO()
