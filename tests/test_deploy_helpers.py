@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,6 +21,8 @@ def load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"deploy_{name}", DEPLOY / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as an import would: dataclasses look their module up there.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -157,3 +160,44 @@ def test_zip_refuses_a_handler_importing_what_lambda_lacks(tmp_path: Path, modul
     handler.write_text(f"def lambda_handler(event, context):\n    import {module}\n")
     with pytest.raises(SystemExit, match=module):
         builder.build(tmp_path / "lambda.zip", handler)
+
+
+def test_indexer_zip_vendors_pydicom_but_not_its_test_files(tmp_path: Path) -> None:
+    # GIVEN an indexer handler that imports pydicom (the name decides what it may vendor)
+    handler = tmp_path / "indexer_function.py"
+    handler.write_text("from pydicom import dcmread\nfrom metadata import FIELDS\n")
+    # WHEN its zip is built
+    names = builder.build(tmp_path / "indexer.zip", handler)
+    # THEN pydicom's code is in it, with its licence, and its data files, SR dictionaries and CLI are not
+    assert {"indexer_function.py", "metadata.py", "pydicom/__init__.py", "pydicom/_dicom_dict.py"} <= set(names)
+    assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith("LICENSE") for name in names)
+    vendored = [name for name in names if name.startswith("pydicom/")]
+    assert [name for name in vendored if not name.endswith(".py")] == ["pydicom/data/urls.json"]
+    assert not [name for name in vendored if name.startswith(("pydicom/sr/", "pydicom/cli/", "pydicom/data/test"))]
+    assert (tmp_path / "indexer.zip").stat().st_size < 1024 * 1024
+
+
+def test_ingest_zip_may_not_vendor_pydicom_and_the_indexer_no_flask(tmp_path: Path) -> None:
+    ingest = tmp_path / "lambda_function.py"
+    ingest.write_text("import pydicom\n")
+    with pytest.raises(SystemExit, match="pydicom"):
+        builder.build(tmp_path / "lambda.zip", ingest)
+    indexer = tmp_path / "indexer_function.py"
+    indexer.write_text("import pydicom\nimport flask\n")
+    with pytest.raises(SystemExit, match="flask"):
+        builder.build(tmp_path / "indexer.zip", indexer)
+
+
+def test_vendoring_refuses_a_package_that_needs_others(tmp_path: Path) -> None:
+    handler = tmp_path / "indexer_function.py"
+    handler.write_text("import requests\n")
+    with pytest.raises(SystemExit, match="requires"):
+        builder.build(tmp_path / "indexer.zip", handler, frozenset({"requests"}))
+
+
+def test_the_indexer_zip_is_reproducible(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.zip", tmp_path / "b.zip"
+    handler = builder.FUNCTIONS["indexer"][0]
+    builder.build(first, handler)
+    builder.build(second, handler)
+    assert first.read_bytes() == second.read_bytes()
