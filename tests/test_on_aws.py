@@ -1,6 +1,7 @@
 """``submit()`` of the bulk index on AWS (indexer/on_aws.py): the execution it starts and the
-one-line refusals. In-process moto here; tests/test_deploy.py repeats the submission against
-the state machine the deploy script creates."""
+one-line refusals. On the session's embedded AWS (not ``mock_aws``: moto's backends are global
+to the process, and leaving a mock resets the embedded AWS the other tests use);
+tests/test_deploy.py repeats the submission against the state machine deploy creates."""
 
 from __future__ import annotations
 
@@ -8,19 +9,26 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from config import AWS_REGION, S3_BUCKET_NAME
+from config import S3_BUCKET_NAME
 from indexer import on_aws
+from local.server import LocalAWS
 from managers.StepFunctionsManager import STATE_MACHINE_NAME
 
 
 @pytest.fixture
-def stepfunctions() -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("stepfunctions", region_name=AWS_REGION)
+def endpoint(local_aws: LocalAWS) -> str:
+    return local_aws.endpoint_url
+
+
+@pytest.fixture
+def stepfunctions(local_aws: LocalAWS) -> Iterator[Any]:
+    """Step Functions on the embedded AWS; every state machine made through it is removed after."""
+    client = local_aws.client("stepfunctions")
+    yield client
+    for machine in client.list_state_machines()["stateMachines"]:
+        client.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
 
 
 def deploy_state_machine(client: Any, name: str = STATE_MACHINE_NAME) -> str:
@@ -32,11 +40,11 @@ def deploy_state_machine(client: Any, name: str = STATE_MACHINE_NAME) -> str:
 
 
 @pytest.mark.parametrize("prefix", [f"s3://{S3_BUCKET_NAME}/dicom/", f"s3://{S3_BUCKET_NAME}/dicom/2024/ward a+b/"])
-def test_submit_starts_an_execution_with_the_bucket_and_prefix(stepfunctions: Any, prefix: str) -> None:
+def test_submit_starts_an_execution_with_the_bucket_and_prefix(stepfunctions: Any, endpoint: str, prefix: str) -> None:
     # GIVEN the fan-out deployed under its config-derived name
     arn = deploy_state_machine(stepfunctions)
     # WHEN the bulk index is submitted
-    started = on_aws.submit(prefix, None)
+    started = on_aws.submit(prefix, endpoint)
     # THEN one execution of that state machine runs with the bucket and the key prefix as input
     key_prefix = prefix.removeprefix(f"s3://{S3_BUCKET_NAME}/")
     assert (started["stateMachine"], started["bucket"], started["prefix"]) == (arn, S3_BUCKET_NAME, key_prefix)
@@ -47,16 +55,16 @@ def test_submit_starts_an_execution_with_the_bucket_and_prefix(stepfunctions: An
     assert execution["name"].startswith("index-") and "ward" not in execution["name"]
 
 
-def test_two_submissions_are_two_executions(stepfunctions: Any) -> None:
+def test_two_submissions_are_two_executions(stepfunctions: Any, endpoint: str) -> None:
     deploy_state_machine(stepfunctions)
-    first = on_aws.submit(f"s3://{S3_BUCKET_NAME}/dicom/", None)
-    second = on_aws.submit(f"s3://{S3_BUCKET_NAME}/dicom/", None)
+    first = on_aws.submit(f"s3://{S3_BUCKET_NAME}/dicom/", endpoint)
+    second = on_aws.submit(f"s3://{S3_BUCKET_NAME}/dicom/", endpoint)
     assert first["execution"] != second["execution"]
 
 
-def test_dicom_without_its_slash_means_dicom(stepfunctions: Any) -> None:
+def test_dicom_without_its_slash_means_dicom(stepfunctions: Any, endpoint: str) -> None:
     deploy_state_machine(stepfunctions)
-    assert on_aws.submit(f"s3://{S3_BUCKET_NAME}/dicom", None)["prefix"] == "dicom/"
+    assert on_aws.submit(f"s3://{S3_BUCKET_NAME}/dicom", endpoint)["prefix"] == "dicom/"
 
 
 def refusal(capsys: pytest.CaptureFixture[str], prefix: str, endpoint_url: str | None = None) -> str:
@@ -70,10 +78,10 @@ def refusal(capsys: pytest.CaptureFixture[str], prefix: str, endpoint_url: str |
 
 
 def test_submit_says_when_the_state_machine_is_not_deployed(
-    stepfunctions: Any, capsys: pytest.CaptureFixture[str]
+    stepfunctions: Any, endpoint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     deploy_state_machine(stepfunctions, name="someone-elses-machine")
-    assert f"{STATE_MACHINE_NAME} is not deployed" in refusal(capsys, f"s3://{S3_BUCKET_NAME}/dicom/")
+    assert f"{STATE_MACHINE_NAME} is not deployed" in refusal(capsys, f"s3://{S3_BUCKET_NAME}/dicom/", endpoint)
 
 
 @pytest.mark.parametrize(
@@ -93,7 +101,7 @@ def test_submit_says_when_the_state_machine_is_not_deployed(
 def test_submit_refuses_a_bad_prefix_before_calling_aws(
     prefix: str, says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # No moto here: a refusal that called AWS would fail on the unreachable endpoint instead.
+    # A dead endpoint: a refusal that called AWS would say "unreachable" instead.
     err = refusal(capsys, prefix, endpoint_url="http://127.0.0.1:9")
     assert says in err
     assert "smith" not in err  # the value given is never repeated
