@@ -52,6 +52,22 @@ NOTIFICATION_ID="${FUNCTION}-json-ingest"
 JSON_PREFIX="json/"
 JSON_SUFFIX=".json"
 ZIP_FILE="$ROOT/build/lambda.zip"
+
+# The indexer (a second function, for dicom/) and the bulk index's fan-out, named after
+# config.py's names in the same way; managers/StepFunctionsManager.py finds the state machine
+# by the same rule.
+INDEXER_FUNCTION="${FUNCTION}Indexer"
+INDEXER_ROLE="${ROLE}Indexer"
+INDEXER_DLQ_NAME="${INDEXER_FUNCTION}-dlq"
+INDEXER_POLICY_NAME="${INDEXER_FUNCTION}-least-privilege"
+INDEXER_NOTIFICATION_ID="${INDEXER_FUNCTION}-dicom-index"
+INDEXER_ZIP_FILE="$ROOT/build/indexer.zip"
+DICOM_PREFIX="dicom/"
+STATE_MACHINE="${INDEXER_FUNCTION}FanOut"
+FAN_OUT_ROLE="${ROLE}IndexerFanOut"
+FAN_OUT_POLICY_NAME="${STATE_MACHINE}-least-privilege"
+# Where each bulk run on AWS writes what every batch reported (ResultWriter).
+RESULTS_PREFIX="index-results/"
 # Bucket names are global: a 403 on ours usually means another account owns the name.
 BUCKET_403_HINT="a 403 means the bucket belongs to another account or these credentials may not read it"
 
@@ -88,8 +104,9 @@ probe() {
   die "aws $1 $2 failed${HINT:+: $HINT}"
 }
 
-# IAM changes take seconds to reach Lambda and S3: until then Lambda says the role "cannot be
-# assumed" or lacks SendMessage, and S3 is "unable to validate" the function. Retry those
+# IAM changes take seconds to reach Lambda, S3 and Step Functions: until then Lambda says the
+# role "cannot be assumed" or lacks SendMessage, S3 is "unable to validate" the function and
+# Step Functions is "not authorized to assume" its role. Retry those
 # refusals for about a minute; fail at once on anything else. Output in $WORK/out.
 with_iam_retry() {
   local attempt
@@ -97,7 +114,7 @@ with_iam_retry() {
     if aws_ "$@" >"$WORK/out" 2>"$WORK/err"; then
       return 0
     fi
-    if ! grep -qE 'cannot be assumed|does not have permissions|Unable to validate the following destination' "$WORK/err"; then
+    if ! grep -qE 'cannot be assumed|does not have permissions|Unable to validate the following destination|not authorized to assume' "$WORK/err"; then
       break
     fi
     say "IAM change not visible yet; retrying in 5 s (attempt $attempt of 12)"

@@ -42,20 +42,17 @@ def render(template: Path, values: dict[str, str]) -> str:
     return json.dumps(json.loads(text), separators=(",", ":"))
 
 
-def lambda_entry(entry_id: str, function_arn: str, event: str, prefix: str, suffix: str) -> Document:
-    """Return our ``LambdaFunctionConfigurations`` entry; the fixed Id makes re-runs no-ops."""
+def lambda_entry(entry_id: str, function_arn: str, events: list[str], prefix: str, suffix: str = "") -> Document:
+    """Return our ``LambdaFunctionConfigurations`` entry; the fixed Id makes re-runs no-ops.
+
+    An empty ``suffix`` is left out: the indexer wants every key under its prefix.
+    """
+    rules = [{"Name": "prefix", "Value": prefix}] + ([{"Name": "suffix", "Value": suffix}] if suffix else [])
     return {
         "Id": entry_id,
         "LambdaFunctionArn": function_arn,
-        "Events": [event],
-        "Filter": {
-            "Key": {
-                "FilterRules": [
-                    {"Name": "prefix", "Value": prefix},
-                    {"Name": "suffix", "Value": suffix},
-                ]
-            }
-        },
+        "Events": list(events),
+        "Filter": {"Key": {"FilterRules": rules}},
     }
 
 
@@ -200,8 +197,10 @@ def parser() -> argparse.ArgumentParser:
         if name != "describe-notification":
             n.add_argument("--out", type=Path, required=True)
         if name == "merge-notification":
-            for option in ("--function-arn", "--event", "--prefix", "--suffix"):
+            for option in ("--function-arn", "--prefix"):
                 n.add_argument(option, required=True)
+            n.add_argument("--event", action="append", required=True, help="repeat for each event type")
+            n.add_argument("--suffix", default="")
     m = sub.add_parser("permission-state")
     m.add_argument("--policy", type=Path, required=True)
     for option in ("--sid", "--source-arn", "--source-account"):

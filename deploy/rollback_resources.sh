@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Remove what deploy_resources.sh created: its own entry of the bucket notification (every
-# other entry stays), S3's permission to invoke the function, the function and its
-# async-invoke settings, the role and its inline policy, and the dead-letter queue. Safe to
-# re-run: what is already gone is reported, not an error.
+# Remove what deploy_resources.sh created: the bulk index's state machine and its role; for
+# each function (ingest, indexer) its own entry of the bucket notification (every other entry
+# stays), S3's permission to invoke it, the function and its async-invoke settings, its role
+# and inline policy, and its dead-letter queue. Safe to re-run: what is already gone is
+# reported, not an error.
 #
 # Kept unless --delete-data is given: the DynamoDB table (it holds the records) and a
-# dead-letter queue that still holds failed events. The bucket is never removed.
+# dead-letter queue that still holds failed events. The bucket is never removed, nor the
+# results of past bulk runs under index-results/ (they are the bucket's data).
 #
 # Usage: bash deploy/rollback_resources.sh [--delete-data]
 set -euo pipefail
@@ -22,17 +24,19 @@ for arg in "$@"; do
 done
 
 # shellcheck disable=SC2034  # read by step() in common.sh
-STEPS=7
+STEPS=15
 RESULTS=()
 
 # Remember one line for the closing summary and print it under the current step.
 report() {
-  RESULTS+=("$(printf '  %-13s %s' "$1" "$2")")
+  RESULTS+=("$(printf '    %-13s %s' "$1" "$2")")
   say "$2"
 }
 
+# remove_notification ID
 remove_notification() {
-  step "Bucket notification $NOTIFICATION_ID"
+  local entry_id=$1
+  step "Bucket notification $entry_id"
   if ! HINT="$BUCKET_403_HINT" probe '\(404\)|Not Found|NoSuchBucket' s3api head-bucket --bucket "$BUCKET"; then
     report notification "absent (no bucket $BUCKET)"
     return
@@ -40,7 +44,7 @@ remove_notification() {
   aws_ s3api get-bucket-notification-configuration --bucket "$BUCKET" >"$WORK/notification-current.json"
   local status
   status=$("$PY" "$DEPLOY_DIR/documents.py" remove-notification --current "$WORK/notification-current.json" \
-    --out "$WORK/notification.json" --id "$NOTIFICATION_ID")
+    --out "$WORK/notification.json" --id "$entry_id")
   if [[ $status == removed ]]; then
     aws_ s3api put-bucket-notification-configuration --bucket "$BUCKET" \
       --notification-configuration "file://$WORK/notification.json"
@@ -50,58 +54,68 @@ remove_notification() {
   fi
 }
 
+# remove_permission FUNCTION
 remove_permission() {
-  step "Permission for S3 to invoke $FUNCTION"
-  if probe ResourceNotFoundException lambda get-policy --function-name "$FUNCTION" \
+  local name=$1
+  step "Permission for S3 to invoke $name"
+  if probe ResourceNotFoundException lambda get-policy --function-name "$name" \
     && grep -q "\"$PERMISSION_SID\"" <<<"$(field Policy)"; then
-    aws_ lambda remove-permission --function-name "$FUNCTION" --statement-id "$PERMISSION_SID"
+    aws_ lambda remove-permission --function-name "$name" --statement-id "$PERMISSION_SID"
     report permission "removed ($PERMISSION_SID)"
   else
     report permission "absent"
   fi
 }
 
+# remove_invoke_config FUNCTION
 remove_invoke_config() {
-  step "Asynchronous invocation settings of $FUNCTION"
-  if probe ResourceNotFoundException lambda get-function-event-invoke-config --function-name "$FUNCTION"; then
-    aws_ lambda delete-function-event-invoke-config --function-name "$FUNCTION"
+  local name=$1
+  step "Asynchronous invocation settings of $name"
+  if probe ResourceNotFoundException lambda get-function-event-invoke-config --function-name "$name"; then
+    aws_ lambda delete-function-event-invoke-config --function-name "$name"
     report "async invoke" "removed"
   else
     report "async invoke" "absent"
   fi
 }
 
+# remove_function FUNCTION
 remove_function() {
-  step "Lambda function $FUNCTION"
-  if probe ResourceNotFoundException lambda get-function-configuration --function-name "$FUNCTION"; then
-    aws_ lambda delete-function --function-name "$FUNCTION" >/dev/null
-    report function "removed (its log group /aws/lambda/$FUNCTION, made by Lambda itself, is kept)"
+  local name=$1
+  step "Lambda function $name"
+  if probe ResourceNotFoundException lambda get-function-configuration --function-name "$name"; then
+    aws_ lambda delete-function --function-name "$name" >/dev/null
+    report function "removed (its log group /aws/lambda/$name, made by Lambda itself, is kept)"
   else
     report function "absent"
   fi
 }
 
+# remove_role ROLE POLICY_NAME
 remove_role() {
-  step "IAM role $ROLE and its inline policy $POLICY_NAME"
-  if ! probe NoSuchEntity iam get-role --role-name "$ROLE"; then
+  local role=$1 policy_name=$2
+  step "IAM role $role and its inline policy $policy_name"
+  if ! probe NoSuchEntity iam get-role --role-name "$role"; then
     report role "absent"
     return
   fi
-  if probe NoSuchEntity iam get-role-policy --role-name "$ROLE" --policy-name "$POLICY_NAME"; then
-    aws_ iam delete-role-policy --role-name "$ROLE" --policy-name "$POLICY_NAME"
+  if probe NoSuchEntity iam get-role-policy --role-name "$role" --policy-name "$policy_name"; then
+    aws_ iam delete-role-policy --role-name "$role" --policy-name "$policy_name"
   fi
   # Deploy attaches no managed policy; one attached by someone else is theirs to detach.
-  aws_ iam list-attached-role-policies --role-name "$ROLE" --query 'AttachedPolicies[].PolicyArn' --output text >"$WORK/out"
+  aws_ iam list-attached-role-policies --role-name "$role" --query 'AttachedPolicies[].PolicyArn' --output text >"$WORK/out"
   if [[ -s "$WORK/out" && $(<"$WORK/out") != None ]]; then
-    die "role $ROLE has managed policies deploy did not attach ($(<"$WORK/out")); detach them, then run again"
+    die "role $role has managed policies deploy did not attach ($(<"$WORK/out")); detach them, then run again"
   fi
-  aws_ iam delete-role --role-name "$ROLE"
+  aws_ iam delete-role --role-name "$role"
   report role "removed, with its inline policy"
 }
 
+# remove_dlq QUEUE_NAME
 remove_dlq() {
-  step "SQS dead-letter queue $DLQ_NAME"
-  if ! probe 'NonExistentQueue|QueueDoesNotExist' sqs get-queue-url --queue-name "$DLQ_NAME" --query QueueUrl --output text; then
+  local name=$1
+  step "SQS dead-letter queue $name"
+  if ! probe 'NonExistentQueue|QueueDoesNotExist' sqs get-queue-url --queue-name "$name" --query QueueUrl --output text; then
     report "dead letters" "absent"
     return
   fi
@@ -126,6 +140,19 @@ remove_dlq() {
   fi
 }
 
+remove_state_machine() {
+  step "Step Functions state machine $STATE_MACHINE"
+  local arn="arn:$PARTITION:states:$REGION:$ACCOUNT:stateMachine:$STATE_MACHINE"
+  if ! probe StateMachineDoesNotExist stepfunctions describe-state-machine --state-machine-arn "$arn" --query status --output text; then
+    report "fan-out" "absent"
+    return
+  fi
+  # Deleting stops a running bulk run too (Step Functions stops its executions); what it had
+  # indexed stays indexed, and a later run skips it.
+  aws_ stepfunctions delete-state-machine --state-machine-arn "$arn"
+  report "fan-out" "removed (running bulk runs stop; their results under s3://$BUCKET/$RESULTS_PREFIX are kept)"
+}
+
 remove_table() {
   step "DynamoDB table $TABLE"
   if ! probe ResourceNotFoundException dynamodb describe-table --table-name "$TABLE" --query Table.ItemCount --output text; then
@@ -144,7 +171,7 @@ remove_table() {
 summary() {
   printf '\nRolled back. Where things stand:\n'
   printf '%s\n' "${RESULTS[@]}"
-  printf '  %-13s %s\n' bucket "s3://$BUCKET is never removed by rollback"
+  printf '    %-13s %s\n' bucket "s3://$BUCKET is never removed by rollback"
 }
 
 if [[ $DELETE_DATA == true ]]; then
@@ -152,11 +179,23 @@ if [[ $DELETE_DATA == true ]]; then
 else
   identify "dicom-meta rollback"
 fi
-remove_notification
-remove_permission
-remove_invoke_config
-remove_function
-remove_role
-remove_dlq
+RESULTS+=("  the bulk index's fan-out")
+remove_state_machine
+remove_role "$FAN_OUT_ROLE" "$FAN_OUT_POLICY_NAME"
+RESULTS+=("  the indexer ($INDEXER_FUNCTION)")
+remove_notification "$INDEXER_NOTIFICATION_ID"
+remove_permission "$INDEXER_FUNCTION"
+remove_invoke_config "$INDEXER_FUNCTION"
+remove_function "$INDEXER_FUNCTION"
+remove_role "$INDEXER_ROLE" "$INDEXER_POLICY_NAME"
+remove_dlq "$INDEXER_DLQ_NAME"
+RESULTS+=("  the ingest function ($FUNCTION)")
+remove_notification "$NOTIFICATION_ID"
+remove_permission "$FUNCTION"
+remove_invoke_config "$FUNCTION"
+remove_function "$FUNCTION"
+remove_role "$ROLE" "$POLICY_NAME"
+remove_dlq "$DLQ_NAME"
+RESULTS+=("  data")
 remove_table
 summary

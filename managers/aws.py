@@ -47,7 +47,7 @@ THROTTLING_CODES = frozenset(
 
 
 # The services this project builds clients for (boto3's stubs type each one's client).
-Service = Literal["s3", "dynamodb", "sqs", "lambda", "iam", "sts"]
+Service = Literal["s3", "dynamodb", "sqs", "lambda", "iam", "sts", "stepfunctions"]
 
 
 @dataclass(frozen=True)

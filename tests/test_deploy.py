@@ -3,13 +3,16 @@
 A separate moto process, not the embedded AWS of the other tests: moto's backends are global
 to a process, and the scripts' IAM role, function and notification must not mix with them.
 The lifecycle runs once, as a chain of module fixtures, each recording the state it leaves:
-a bucket that already has an unrelated notification entry -> deploy -> the shipped handler
-run in a clean interpreter -> deploy again -> rollback -> rollback again with --delete-data.
+a bucket that already has an unrelated notification entry -> deploy -> the shipped handlers
+(ingest and indexer) run in a clean interpreter, and a bulk index submitted to the deployed
+state machine -> deploy again -> rollback -> rollback again with --delete-data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import subprocess
@@ -27,13 +30,17 @@ import pytest
 from botocore.exceptions import ClientError
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, LAMBDA_FUNCTION_NAME, LAMBDA_ROLE_NAME, S3_BUCKET_NAME
+from indexer import on_aws
 from local import free_port
+from local.samples import SampleSpec, build_file
 from managers.DynamoDBManager import DynamoDBManager, SearchFilter
+from managers.StepFunctionsManager import STATE_MACHINE_NAME
 from managers.table import attribute_definitions, table_definition
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 ZIP_FILE = ROOT / "build" / "lambda.zip"
+INDEXER_ZIP_FILE = ROOT / "build" / "indexer.zip"
 ACCOUNT = "123456789012"  # moto's account
 
 # The names the scripts derive from config.py (deploy/common.sh).
@@ -41,16 +48,31 @@ DLQ_NAME = f"{LAMBDA_FUNCTION_NAME}-dlq"
 POLICY_NAME = f"{LAMBDA_FUNCTION_NAME}-least-privilege"
 PERMISSION_SID = f"s3-invoke-from-{S3_BUCKET_NAME}"
 NOTIFICATION_ID = f"{LAMBDA_FUNCTION_NAME}-json-ingest"
+INDEXER = f"{LAMBDA_FUNCTION_NAME}Indexer"
+INDEXER_ROLE = f"{LAMBDA_ROLE_NAME}Indexer"
+INDEXER_DLQ_NAME = f"{INDEXER}-dlq"
+INDEXER_POLICY_NAME = f"{INDEXER}-least-privilege"
+INDEXER_NOTIFICATION_ID = f"{INDEXER}-dicom-index"
+FAN_OUT_ROLE = f"{LAMBDA_ROLE_NAME}IndexerFanOut"
+FAN_OUT_POLICY_NAME = f"{STATE_MACHINE_NAME}-least-privilege"
+STATE_MACHINE_ARN = f"arn:aws:states:{AWS_REGION}:{ACCOUNT}:stateMachine:{STATE_MACHINE_NAME}"
 
-# Another consumer of the bucket's events, there before deploy: the merge must keep it.
-OTHER_QUEUE = "other-team-dicom-arrivals"
-OTHER_ENTRY_ID = "other-team-dicom-arrivals"
+# Another consumer of the bucket's events, there before deploy: the merge must keep it. Not
+# under dicom/: S3 refuses two entries with overlapping prefixes for the same events, so a
+# consumer of new DICOM files and the indexer cannot both be notified (docs/ARCHITECTURE.md).
+OTHER_QUEUE = "other-team-report-arrivals"
+OTHER_ENTRY_ID = "other-team-report-arrivals"
 
 PROBE_KEY = "json/deploy-probe.json"
 PROBE_DICOM = f"s3://{S3_BUCKET_NAME}/dicom/anon-deploy-probe.dcm"
+# What the indexer probe reads: a real DICOM file and a text file among the DICOM files.
+INDEX_PROBE_KEY = "dicom/deploy probe/anon-index-probe.dcm"
+INDEX_PROBE_TEXT_KEY = "dicom/deploy probe/README.txt"
 
-# The package must import without these: the Lambda runtime has none of them.
+# The package must import without these: the Lambda runtime has none of them. The indexer
+# ships pydicom itself; the ingest function must not even find it.
 APP_ONLY_PACKAGES = ("flask", "pydicom", "requests", "strawberry", "moto")
+INDEXER_FORBIDDEN = ("flask", "requests", "strawberry", "moto", "numpy")
 # What the Lambda Python runtime provides beyond the standard library: boto3 and its
 # dependencies. The clean interpreter sees these and the unzipped package, nothing else.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
@@ -175,47 +197,54 @@ def without(document: dict[str, Any] | None, *keys: str) -> dict[str, Any] | Non
 
 def read_state(aws: Clients) -> dict[str, Any]:
     """Everything deploy manages, as AWS reports it (volatile timestamps left out)."""
-    table = absent_as_none(
-        lambda: aws.dynamodb.describe_table(TableName=DYNAMODB_TABLE_NAME)["Table"], "ResourceNotFoundException"
-    )
-    role = absent_as_none(lambda: aws.iam.get_role(RoleName=LAMBDA_ROLE_NAME)["Role"], "NoSuchEntity")
+    return {
+        **function_state(aws, LAMBDA_FUNCTION_NAME, LAMBDA_ROLE_NAME, DLQ_NAME),
+        "table": table_state(aws),
+        "indexer": function_state(aws, INDEXER, INDEXER_ROLE, INDEXER_DLQ_NAME),
+        "fan_out": {
+            "role": role_state(aws, FAN_OUT_ROLE),
+            "machine": without(
+                absent_as_none(
+                    lambda: aws.stepfunctions.describe_state_machine(stateMachineArn=STATE_MACHINE_ARN),
+                    "StateMachineDoesNotExist",
+                ),
+                "creationDate",
+            ),
+        },
+        # Kept as text, keys in the order S3 gave them: a re-run must not reorder anything.
+        "notification": json.dumps(without(aws.s3.get_bucket_notification_configuration(Bucket=S3_BUCKET_NAME))),
+    }
+
+
+def role_state(aws: Clients, name: str) -> dict[str, Any] | None:
+    role = absent_as_none(lambda: aws.iam.get_role(RoleName=name)["Role"], "NoSuchEntity")
+    return role and {
+        "Arn": role["Arn"],
+        "AssumeRolePolicyDocument": role["AssumeRolePolicyDocument"],
+        "inline": {
+            policy: aws.iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+            for policy in aws.iam.list_role_policies(RoleName=name)["PolicyNames"]
+        },
+        "attached": aws.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"],
+    }
+
+
+def function_state(aws: Clients, name: str, role_name: str, dlq_name: str) -> dict[str, Any]:
+    """A function as deploy leaves it: its role, settings, async-invoke config, resource policy, DLQ."""
     function = absent_as_none(
-        lambda: aws.awslambda.get_function_configuration(FunctionName=LAMBDA_FUNCTION_NAME), "ResourceNotFoundException"
+        lambda: aws.awslambda.get_function_configuration(FunctionName=name), "ResourceNotFoundException"
     )
     invoke = absent_as_none(
-        lambda: aws.awslambda.get_function_event_invoke_config(FunctionName=LAMBDA_FUNCTION_NAME),
-        "ResourceNotFoundException",
+        lambda: aws.awslambda.get_function_event_invoke_config(FunctionName=name), "ResourceNotFoundException"
     )
-    policy = absent_as_none(
-        lambda: aws.awslambda.get_policy(FunctionName=LAMBDA_FUNCTION_NAME), "ResourceNotFoundException"
-    )
+    policy = absent_as_none(lambda: aws.awslambda.get_policy(FunctionName=name), "ResourceNotFoundException")
     dlq_url = absent_as_none(
-        lambda: aws.sqs.get_queue_url(QueueName=DLQ_NAME)["QueueUrl"],
+        lambda: aws.sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"],
         "AWS.SimpleQueueService.NonExistentQueue",
         "QueueDoesNotExist",
     )
     return {
-        "table": table
-        and {
-            **{key: table.get(key) for key in ("KeySchema", "AttributeDefinitions", "BillingModeSummary", "TableArn")},
-            "indexes": sorted(
-                (
-                    {key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
-                    for index in table.get("GlobalSecondaryIndexes", [])
-                ),
-                key=lambda i: i["IndexName"],
-            ),
-        },
-        "role": role
-        and {
-            "Arn": role["Arn"],
-            "AssumeRolePolicyDocument": role["AssumeRolePolicyDocument"],
-            "inline": {
-                name: aws.iam.get_role_policy(RoleName=LAMBDA_ROLE_NAME, PolicyName=name)["PolicyDocument"]
-                for name in aws.iam.list_role_policies(RoleName=LAMBDA_ROLE_NAME)["PolicyNames"]
-            },
-            "attached": aws.iam.list_attached_role_policies(RoleName=LAMBDA_ROLE_NAME)["AttachedPolicies"],
-        },
+        "role": role_state(aws, role_name),
         "function": without(function, "LastModified", "RevisionId", "LastUpdateStatus"),
         "invoke": without(invoke, "LastModified"),
         "policy": policy and json.loads(policy["Policy"]),
@@ -223,8 +252,22 @@ def read_state(aws: Clients) -> dict[str, Any]:
         and aws.sqs.get_queue_attributes(
             QueueUrl=dlq_url, AttributeNames=["QueueArn", "MessageRetentionPeriod", "SqsManagedSseEnabled"]
         )["Attributes"],
-        # Kept as text, keys in the order S3 gave them: a re-run must not reorder anything.
-        "notification": json.dumps(without(aws.s3.get_bucket_notification_configuration(Bucket=S3_BUCKET_NAME))),
+    }
+
+
+def table_state(aws: Clients) -> dict[str, Any] | None:
+    table = absent_as_none(
+        lambda: aws.dynamodb.describe_table(TableName=DYNAMODB_TABLE_NAME)["Table"], "ResourceNotFoundException"
+    )
+    return table and {
+        **{key: table.get(key) for key in ("KeySchema", "AttributeDefinitions", "BillingModeSummary", "TableArn")},
+        "indexes": sorted(
+            (
+                {key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
+                for index in table.get("GlobalSecondaryIndexes", [])
+            ),
+            key=lambda i: i["IndexName"],
+        ),
     }
 
 
@@ -242,7 +285,7 @@ def other_entry(aws: Clients) -> dict[str, Any]:
         "QueueArn": queue_arn,
         "Events": ["s3:ObjectCreated:*"],
         "Filter": {
-            "Key": {"FilterRules": [{"Name": "prefix", "Value": "dicom/"}, {"Name": "suffix", "Value": ".dcm"}]}
+            "Key": {"FilterRules": [{"Name": "prefix", "Value": "reports/"}, {"Name": "suffix", "Value": ".pdf"}]}
         },
     }
     aws.s3.put_bucket_notification_configuration(
@@ -251,6 +294,9 @@ def other_entry(aws: Clients) -> dict[str, Any]:
     # Uploaded before the trigger exists, so moto does not try (and fail) to run the Lambda.
     document = {"s3_path": PROBE_DICOM, "PatientID": "DEPLOY-1", "Modality": "CT", "StudyDate": "20240101"}
     aws.s3.put_object(Bucket=S3_BUCKET_NAME, Key=PROBE_KEY, Body=json.dumps(document).encode())
+    probe = SampleSpec(patient_id="INDEX-1", modality="MR", institution_name="Deploy Hospital")
+    aws.s3.put_object(Bucket=S3_BUCKET_NAME, Key=INDEX_PROBE_KEY, Body=build_file(probe))
+    aws.s3.put_object(Bucket=S3_BUCKET_NAME, Key=INDEX_PROBE_TEXT_KEY, Body=b"not a DICOM file\n")
     return aws.s3.get_bucket_notification_configuration(Bucket=S3_BUCKET_NAME)["QueueConfigurations"][0]
 
 
@@ -258,7 +304,12 @@ def other_entry(aws: Clients) -> dict[str, Any]:
 def first_deploy(aws: Clients, script_env: dict[str, str], other_entry: dict[str, Any]) -> Stage:
     """WHEN deploy runs on that account."""
     output = run_script("deploy_resources.sh", script_env)
-    return Stage(output, read_state(aws), {"zip_names": sorted(zipfile.ZipFile(ZIP_FILE).namelist())})
+    zips = {
+        "zip_names": sorted(zipfile.ZipFile(ZIP_FILE).namelist()),
+        "indexer_zip_names": sorted(zipfile.ZipFile(INDEXER_ZIP_FILE).namelist()),
+        "indexer_zip_bytes": INDEXER_ZIP_FILE.stat().st_size,
+    }
+    return Stage(output, read_state(aws), zips)
 
 
 @pytest.fixture(scope="module")
@@ -292,6 +343,79 @@ print(json.dumps({{
     return {"package": str(package), **json.loads(result.stdout), "item": item}
 
 
+@pytest.fixture(scope="module")
+def shipped_indexer(
+    first_deploy: Stage, aws: Clients, script_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The deployed indexer zip, run like the ingest one, on the batch a Distributed Map child sends."""
+    package = tmp_path_factory.mktemp("indexer-package")
+    zipfile.ZipFile(INDEXER_ZIP_FILE).extractall(package)
+    runtime = lambda_runtime_packages(tmp_path_factory.mktemp("indexer-runtime"))
+    items = []
+    for key in (INDEX_PROBE_KEY, INDEX_PROBE_TEXT_KEY):
+        head = aws.s3.head_object(Bucket=S3_BUCKET_NAME, Key=key)
+        items.append(
+            {
+                "Key": key,
+                "Etag": head["ETag"],
+                "Size": head["ContentLength"],
+                "LastModified": head["LastModified"].isoformat(),
+                "StorageClass": "STANDARD",
+            }
+        )
+    event = {"Items": items, "BatchInput": {"bucket": S3_BUCKET_NAME}}
+    code = f"""
+import importlib.util, json, resource, sys, time
+sys.path[:0] = [{str(package)!r}, {str(runtime)!r}]
+started = time.perf_counter()
+import indexer_function
+imported = time.perf_counter() - started
+result = indexer_function.lambda_handler({event!r}, None)
+import pydicom
+print(json.dumps({{
+    "result": result,
+    "import_seconds": imported,
+    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "pydicom_file": pydicom.__file__,
+    "importable": [p for p in {INDEXER_FORBIDDEN!r} if importlib.util.find_spec(p) is not None],
+    "handler_file": indexer_function.__file__,
+}}))
+"""
+    # -B as well: /var/task is read-only in Lambda, so nothing is compiled to .pyc there either.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", code], env=script_env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    record = f"s3://{S3_BUCKET_NAME}/{INDEX_PROBE_KEY}"
+    item = aws.dynamodb.get_item(TableName=DYNAMODB_TABLE_NAME, Key={"FilePath": {"S": record}}).get("Item")
+    return {"package": str(package), **json.loads(result.stdout), "item": item}
+
+
+@pytest.fixture(scope="module")
+def submitted(first_deploy: Stage, aws: Clients, moto_endpoint: str) -> dict[str, Any]:
+    """WHEN the bulk index is submitted on AWS, to the state machine deploy made."""
+    started = submit_as_tester(moto_endpoint)
+    return {"started": started, "execution": aws.stepfunctions.describe_execution(executionArn=started["execution"])}
+
+
+def submit_refusal(endpoint: str) -> tuple[int | str | None, str]:
+    """Submit the bulk index expecting a refusal; return the exit status and what stderr said."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exited:
+        submit_as_tester(endpoint)
+    return exited.value.code, err.getvalue()
+
+
+def submit_as_tester(endpoint: str) -> dict[str, Any]:
+    """``submit()`` of ``dicom/`` with the fake keys (module fixtures run before conftest's)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            patch.delenv(name, raising=False)
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        return on_aws.submit(f"s3://{S3_BUCKET_NAME}/dicom/", endpoint)
+
+
 def lambda_runtime_packages(directory: Path) -> Path:
     """Link boto3 and its dependencies into ``directory``: the Lambda runtime's extras."""
     for name in RUNTIME_PACKAGES:
@@ -304,15 +428,22 @@ def lambda_runtime_packages(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def second_deploy(aws: Clients, script_env: dict[str, str], shipped_handler: dict[str, Any]) -> Stage:
+def second_deploy(
+    aws: Clients,
+    script_env: dict[str, str],
+    shipped_handler: dict[str, Any],
+    shipped_indexer: dict[str, Any],
+    submitted: dict[str, Any],
+) -> Stage:
     """WHEN deploy runs again, with nothing changed."""
     return Stage(run_script("deploy_resources.sh", script_env), read_state(aws))
 
 
 @pytest.fixture(scope="module")
-def rollbacks(aws: Clients, script_env: dict[str, str], second_deploy: Stage) -> dict[str, Stage]:
+def rollbacks(aws: Clients, script_env: dict[str, str], moto_endpoint: str, second_deploy: Stage) -> dict[str, Stage]:
     """WHEN rollback runs, then runs again with --delete-data."""
     first = Stage(run_script("rollback_resources.sh", script_env), read_state(aws))
+    first.extra["submit"] = submit_refusal(moto_endpoint)
     again = Stage(run_script("rollback_resources.sh", script_env, "--delete-data"), read_state(aws))
     return {"first": first, "again": again}
 
@@ -439,15 +570,170 @@ def test_notification_is_added_and_the_other_entry_kept(first_deploy: Stage, oth
             "Filter": {
                 "Key": {"FilterRules": [{"Name": "prefix", "Value": "json/"}, {"Name": "suffix", "Value": ".json"}]}
             },
-        }
+        },
+        {
+            "Id": INDEXER_NOTIFICATION_ID,
+            "LambdaFunctionArn": first_deploy.state["indexer"]["function"]["FunctionArn"],
+            "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+            # Every key under dicom/, with or without .dcm.
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "dicom/"}]}},
+        },
     ]
 
 
 def test_deploy_prints_each_step_and_a_summary(first_deploy: Stage) -> None:
-    for step in range(1, 10):
-        assert f"[{step}/9]" in first_deploy.output
+    for step in range(1, 19):
+        assert f"[{step}/18]" in first_deploy.output
     assert "Deployed. What exists now:" in first_deploy.output
     assert "warning" not in first_deploy.output  # the other entry does not overlap ours
+    assert f"make index S3_PREFIX=s3://{S3_BUCKET_NAME}/dicom/ INDEX_ARGS=--on-aws" in first_deploy.output
+
+
+# --- the indexer -------------------------------------------------------------------------
+
+
+def grants_of(policy: dict[str, Any]) -> dict[str, list[str]]:
+    """``{action: sorted resources}`` of a policy's Allow statements."""
+    return {
+        action: resources
+        for statement in policy["Statement"]
+        for action in as_list(statement["Action"])
+        for resources in [sorted(as_list(statement["Resource"]))]
+        if statement["Effect"] == "Allow"
+    }
+
+
+def test_indexer_role_reads_dicom_and_only_its_own_records(first_deploy: Stage) -> None:
+    role, indexer = first_deploy.state["indexer"]["role"], first_deploy.state["indexer"]
+    assert role["Arn"] != first_deploy.state["role"]["Arn"]  # its own role
+    assert [s["Principal"] for s in role["AssumeRolePolicyDocument"]["Statement"]] == [
+        {"Service": "lambda.amazonaws.com"}
+    ]
+    assert role["attached"] == [] and list(role["inline"]) == [INDEXER_POLICY_NAME]
+    table = first_deploy.state["table"]["TableArn"]
+    log_group = f"arn:aws:logs:{AWS_REGION}:{ACCOUNT}:log-group:/aws/lambda/{INDEXER}"
+    item_operations = ("GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
+    assert grants_of(role["inline"][INDEXER_POLICY_NAME]) == {
+        "s3:GetObject": [f"arn:aws:s3:::{S3_BUCKET_NAME}/dicom/*"],
+        **{f"dynamodb:{operation}": [table] for operation in item_operations},  # the table, not its indexes
+        "sqs:SendMessage": [indexer["dlq"]["QueueArn"]],
+        "logs:CreateLogGroup": [log_group, f"{log_group}:*"],
+        "logs:CreateLogStream": [log_group, f"{log_group}:*"],
+        "logs:PutLogEvents": [log_group, f"{log_group}:*"],
+    }
+
+
+def test_indexer_function_settings(first_deploy: Stage) -> None:
+    function = first_deploy.state["indexer"]["function"]
+    assert function["Handler"] == "indexer_function.lambda_handler"
+    assert function["Runtime"] == first_deploy.state["function"]["Runtime"]
+    assert function["Role"] == first_deploy.state["indexer"]["role"]["Arn"]
+    assert (function["Timeout"], function["MemorySize"]) == (60, 512)
+    assert function["State"] == "Active"
+
+
+def test_indexer_has_its_own_dlq_and_the_same_retries(first_deploy: Stage) -> None:
+    indexer, ingest = first_deploy.state["indexer"], first_deploy.state
+    assert indexer["dlq"]["QueueArn"] != ingest["dlq"]["QueueArn"]
+    assert indexer["dlq"]["MessageRetentionPeriod"] == "1209600"
+    assert indexer["invoke"]["DestinationConfig"]["OnFailure"]["Destination"] == indexer["dlq"]["QueueArn"]
+    settings = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds")
+    assert [indexer["invoke"][k] for k in settings] == [ingest["invoke"][k] for k in settings] == [2, 21600]
+
+
+def test_only_this_bucket_in_this_account_may_invoke_the_indexer(first_deploy: Stage) -> None:
+    (statement,) = first_deploy.state["indexer"]["policy"]["Statement"]
+    assert (statement["Principal"], statement["Action"]) == ({"Service": "s3.amazonaws.com"}, "lambda:InvokeFunction")
+    assert statement["Condition"] == {
+        "ArnLike": {"AWS:SourceArn": f"arn:aws:s3:::{S3_BUCKET_NAME}"},
+        "StringEquals": {"AWS:SourceAccount": ACCOUNT},
+    }
+
+
+def test_indexer_zip_vendors_pydicom_and_nothing_else(first_deploy: Stage) -> None:
+    names = first_deploy.extra["indexer_zip_names"]
+    assert "indexer_function.py" in names and "pydicom/__init__.py" in names
+    top_level = {name.split("/")[0] for name in names if "/" in name}
+    # Repository packages and pydicom with its licence; nothing else is vendored.
+    others = {
+        t for t in top_level - {"managers", "pydicom"} if not (t.startswith("pydicom-") and t.endswith(".dist-info"))
+    }
+    assert others == set()
+    assert not [n for n in names if n.startswith(("flask", "requests", "pydicom/sr/", "pydicom/data/test_files"))]
+    assert first_deploy.extra["indexer_zip_bytes"] < 1024 * 1024
+    assert "build/indexer.zip" in first_deploy.output and "vendored pydicom" in first_deploy.output
+
+
+def test_shipped_indexer_runs_a_map_batch_with_only_what_lambda_has(shipped_indexer: dict[str, Any]) -> None:
+    # pydicom comes from the package itself; Flask, requests and the rest are not even findable.
+    assert shipped_indexer["handler_file"].startswith(shipped_indexer["package"])
+    assert shipped_indexer["pydicom_file"].startswith(shipped_indexer["package"])
+    assert shipped_indexer["importable"] == []
+    result = shipped_indexer["result"]
+    assert (result["indexed"], result["unchanged"], result["failed"]) == (1, 0, 1)
+    assert result["failures"] == [{"key": INDEX_PROBE_TEXT_KEY, "code": "NOT_DICOM"}]
+    item = shipped_indexer["item"]
+    assert (item["PatientID"], item["Modality"]) == ({"S": "INDEX-1"}, {"S": "MR"})
+    # Generous bounds only; the numbers themselves are reported (docs/ARCHITECTURE.md).
+    assert shipped_indexer["peak_mb"] < 256 and shipped_indexer["import_seconds"] < 10
+
+
+# --- the bulk index's fan-out ------------------------------------------------------------
+
+
+def test_fan_out_role_is_assumable_only_by_our_state_machine(first_deploy: Stage) -> None:
+    role = first_deploy.state["fan_out"]["role"]
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "states.amazonaws.com"}
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": STATE_MACHINE_ARN},
+    }
+
+
+def test_fan_out_role_grants_only_what_the_map_needs(first_deploy: Stage) -> None:
+    role = first_deploy.state["fan_out"]["role"]
+    assert role["attached"] == [] and list(role["inline"]) == [FAN_OUT_POLICY_NAME]
+    policy = role["inline"][FAN_OUT_POLICY_NAME]
+    results = [f"arn:aws:s3:::{S3_BUCKET_NAME}/index-results/*"]
+    executions = [f"arn:aws:states:{AWS_REGION}:{ACCOUNT}:execution:{STATE_MACHINE_NAME}/*"]
+    assert grants_of(policy) == {
+        "lambda:InvokeFunction": [first_deploy.state["indexer"]["function"]["FunctionArn"]],
+        "s3:ListBucket": [f"arn:aws:s3:::{S3_BUCKET_NAME}"],
+        "s3:PutObject": results,
+        "s3:GetObject": results,
+        "s3:ListMultipartUploadParts": results,
+        "s3:AbortMultipartUpload": results,
+        "states:StartExecution": [STATE_MACHINE_ARN],
+        "states:DescribeExecution": executions,
+        "states:StopExecution": executions,
+    }
+    (listing,) = [s for s in policy["Statement"] if s["Action"] == ["s3:ListBucket"]]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["dicom/*"]}}
+
+
+def test_state_machine_is_the_distributed_map_over_the_indexer(first_deploy: Stage) -> None:
+    machine = first_deploy.state["fan_out"]["machine"]
+    assert (machine["name"], machine["type"]) == (STATE_MACHINE_NAME, "STANDARD")
+    assert machine["roleArn"] == first_deploy.state["fan_out"]["role"]["Arn"]
+    indexer_arn = first_deploy.state["indexer"]["function"]["FunctionArn"]
+    expected = fan_out_definition("aws", indexer_arn, S3_BUCKET_NAME, "index-results/")
+    assert json.loads(machine["definition"]) == expected
+
+
+def fan_out_definition(*args: str) -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location("deploy_fan_out", DEPLOY / "fan_out.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.definition(*args))
+
+
+def test_submit_starts_the_deployed_state_machine_on_the_prefix(submitted: dict[str, Any]) -> None:
+    execution = submitted["execution"]
+    assert execution["stateMachineArn"] == STATE_MACHINE_ARN == submitted["started"]["stateMachine"]
+    assert json.loads(execution["input"]) == {"bucket": S3_BUCKET_NAME, "prefix": "dicom/"}
+    assert submitted["started"]["results"] == f"s3://{S3_BUCKET_NAME}/index-results/"
 
 
 # --- deploy again ------------------------------------------------------------------------
@@ -459,7 +745,9 @@ def test_second_deploy_changes_nothing_but_the_code(first_deploy: Stage, second_
     assert "identical to what was deployed" in second_deploy.output
     for unchanged in ("settings unchanged", "inline policy unchanged", "trust policy unchanged"):
         assert unchanged in second_deploy.output
-    assert second_deploy.output.count("      unchanged") == 3  # invoke config, permission, notification
+    # Per function: invoke config, permission, notification; then the state machine.
+    assert second_deploy.output.count("      unchanged") == 7
+    assert second_deploy.output.count("identical to what was deployed") == 2
 
 
 # --- rollback ----------------------------------------------------------------------------
@@ -475,18 +763,28 @@ def test_rollback_removes_what_deploy_made_and_keeps_the_table(
     assert state["table"] == first_deploy.state["table"]
     assert json.loads(state["notification"]) == {"QueueConfigurations": [other_entry]}
     assert "kept: it holds the records" in rollbacks["first"].output
+    assert state["indexer"] == dict.fromkeys(("role", "function", "invoke", "policy", "dlq"))
+    assert state["fan_out"] == {"role": None, "machine": None}
+
+
+def test_submit_after_rollback_says_the_state_machine_is_not_deployed(rollbacks: dict[str, Stage]) -> None:
+    status, said = rollbacks["first"].extra["submit"]
+    assert status == 2
+    assert said.startswith("index --on-aws: ") and said.count("\n") == 1
+    assert f"{STATE_MACHINE_NAME} is not deployed here; run bash deploy/deploy_resources.sh" in said
 
 
 def test_rollback_again_reports_absent_things_and_deletes_data_on_request(rollbacks: dict[str, Stage]) -> None:
     again = rollbacks["again"]
-    for line in (
-        "notification  absent",
-        "permission    absent",
-        "function      absent",
-        "role          absent",
-        "dead letters  absent",
+    for line, times in (
+        ("notification  absent", 2),
+        ("permission    absent", 2),
+        ("function      absent", 2),
+        ("role          absent", 3),
+        ("dead letters  absent", 2),
+        ("fan-out       absent", 1),
     ):
-        assert line in again.output
+        assert again.output.count(line) == times, line
     assert again.state["table"] is None
     assert "table         removed, with its records" in again.output
     assert json.loads(again.state["notification"])["QueueConfigurations"][0]["Id"] == OTHER_ENTRY_ID

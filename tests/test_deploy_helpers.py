@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,6 +21,8 @@ def load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"deploy_{name}", DEPLOY / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as an import would: dataclasses look their module up there.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -29,7 +32,7 @@ builder = load("build_lambda_zip")
 
 
 def ours() -> dict[str, Any]:
-    return documents.lambda_entry("ingest", FUNCTION_ARN, "s3:ObjectCreated:*", "json/", ".json")
+    return documents.lambda_entry("ingest", FUNCTION_ARN, ["s3:ObjectCreated:*"], "json/", ".json")
 
 
 def queue_entry(entry_id: str, prefix: str, suffix: str, events: list[str] | None = None) -> dict[str, Any]:
@@ -98,6 +101,41 @@ def test_merge_warns_of_entries_s3_would_refuse_next_to_ours(
     assert bool(warnings) is overlaps
 
 
+def indexer_entry() -> dict[str, Any]:
+    return documents.lambda_entry("index", FUNCTION_ARN, ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"], "dicom/")
+
+
+def test_the_indexer_entry_has_both_events_and_no_suffix() -> None:
+    entry = indexer_entry()
+    assert entry["Events"] == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    assert entry["Filter"] == {"Key": {"FilterRules": [{"Name": "prefix", "Value": "dicom/"}]}}
+
+
+def test_ingest_and_indexer_entries_live_side_by_side() -> None:
+    merged, _, warnings = documents.merge_notification({}, ours())
+    merged, status, warnings = documents.merge_notification(merged, indexer_entry())
+    assert (status, warnings) == ("added", [])
+    assert merged["LambdaFunctionConfigurations"] == [ours(), indexer_entry()]
+    assert documents.merge_notification(merged, indexer_entry())[1] == "unchanged"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix", "events", "overlaps"),
+    [
+        ("dicom/", ".dcm", None, True),  # another consumer of new DICOM files: S3 refuses both
+        ("dicom/", "", ["s3:ObjectRemoved:Delete"], True),
+        ("", "", ["s3:ObjectTagging:*"], False),
+        ("reports/", ".pdf", None, False),
+    ],
+)
+def test_merge_warns_of_entries_s3_would_refuse_next_to_the_indexer(
+    prefix: str, suffix: str, events: list[str] | None, overlaps: bool
+) -> None:
+    current = {"QueueConfigurations": [queue_entry("q", prefix, suffix, events)]}
+    _, _, warnings = documents.merge_notification(current, indexer_entry())
+    assert bool(warnings) is overlaps
+
+
 def test_remove_takes_out_only_our_entry() -> None:
     current = {"QueueConfigurations": [queue_entry("q", "dicom/", ".dcm")], "LambdaFunctionConfigurations": [ours()]}
     remaining, status = documents.remove_notification(current, "ingest")
@@ -157,3 +195,87 @@ def test_zip_refuses_a_handler_importing_what_lambda_lacks(tmp_path: Path, modul
     handler.write_text(f"def lambda_handler(event, context):\n    import {module}\n")
     with pytest.raises(SystemExit, match=module):
         builder.build(tmp_path / "lambda.zip", handler)
+
+
+def test_indexer_zip_vendors_pydicom_but_not_its_test_files(tmp_path: Path) -> None:
+    # GIVEN an indexer handler that imports pydicom (the name decides what it may vendor)
+    handler = tmp_path / "indexer_function.py"
+    handler.write_text("from pydicom import dcmread\nfrom metadata import FIELDS\n")
+    # WHEN its zip is built
+    names = builder.build(tmp_path / "indexer.zip", handler)
+    # THEN pydicom's code is in it, with its licence, and its data files, SR dictionaries and CLI are not
+    assert {"indexer_function.py", "metadata.py", "pydicom/__init__.py", "pydicom/_dicom_dict.py"} <= set(names)
+    assert any(name.endswith(".dist-info/licenses/LICENSE") or name.endswith("LICENSE") for name in names)
+    vendored = [name for name in names if name.startswith("pydicom/")]
+    assert [name for name in vendored if not name.endswith(".py")] == ["pydicom/data/urls.json"]
+    assert not [name for name in vendored if name.startswith(("pydicom/sr/", "pydicom/cli/", "pydicom/data/test"))]
+    assert (tmp_path / "indexer.zip").stat().st_size < 1024 * 1024
+
+
+def test_ingest_zip_may_not_vendor_pydicom_and_the_indexer_no_flask(tmp_path: Path) -> None:
+    ingest = tmp_path / "lambda_function.py"
+    ingest.write_text("import pydicom\n")
+    with pytest.raises(SystemExit, match="pydicom"):
+        builder.build(tmp_path / "lambda.zip", ingest)
+    indexer = tmp_path / "indexer_function.py"
+    indexer.write_text("import pydicom\nimport flask\n")
+    with pytest.raises(SystemExit, match="flask"):
+        builder.build(tmp_path / "indexer.zip", indexer)
+
+
+def test_vendoring_refuses_a_package_that_needs_others(tmp_path: Path) -> None:
+    handler = tmp_path / "indexer_function.py"
+    handler.write_text("import requests\n")
+    with pytest.raises(SystemExit, match="requires"):
+        builder.build(tmp_path / "indexer.zip", handler, frozenset({"requests"}))
+
+
+def test_the_indexer_zip_is_reproducible(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.zip", tmp_path / "b.zip"
+    handler = builder.FUNCTIONS["indexer"][0]
+    builder.build(first, handler)
+    builder.build(second, handler)
+    assert first.read_bytes() == second.read_bytes()
+
+
+fan_out = load("fan_out")
+INDEXER_ARN = "arn:aws:lambda:us-east-2:123456789012:function:Indexer"
+
+
+def test_fan_out_lists_the_prefix_and_batches_it_to_the_indexer() -> None:
+    definition = fan_out.definition("aws", INDEXER_ARN, "data-apps-ex", "index-results/")
+    state = definition["States"][definition["StartAt"]]
+    assert state["Type"] == "Map" and state.get("End") is True
+    # No manifest: the Map lists the prefix of the execution's input itself.
+    assert state["ItemReader"] == {
+        "Resource": "arn:aws:states:::s3:listObjectsV2",
+        "Parameters": {"Bucket.$": "$.bucket", "Prefix.$": "$.prefix"},
+    }
+    # Each child gets {"Items": [...], "BatchInput": {"bucket": ...}}: the indexer's batch shape.
+    assert state["ItemBatcher"] == {"MaxItemsPerBatch": 100, "BatchInput": {"bucket.$": "$.bucket"}}
+    assert state["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
+    assert (state["MaxConcurrency"], state["ToleratedFailurePercentage"]) == (40, 5)
+    assert state["ResultWriter"] == {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {"Bucket": "data-apps-ex", "Prefix": "index-results"},
+    }
+
+
+def test_fan_out_task_invokes_the_indexer_and_retries_lambda_trouble() -> None:
+    processor = fan_out.definition("aws-cn", INDEXER_ARN, "b", "r/")["States"]["IndexEveryObject"]["ItemProcessor"]
+    task = processor["States"][processor["StartAt"]]
+    assert task["Resource"] == "arn:aws-cn:states:::lambda:invoke"
+    assert task["Parameters"] == {"FunctionName": INDEXER_ARN, "Payload.$": "$"}
+    assert task["OutputPath"] == "$.Payload"  # the indexer's counts and failures, as it returned them
+    throttling, transient = task["Retry"]
+    assert "Lambda.TooManyRequestsException" in throttling["ErrorEquals"]
+    assert "Lambda.ServiceException" in throttling["ErrorEquals"]
+    assert throttling["BackoffRate"] > 1 and throttling["MaxAttempts"] >= 3
+    assert transient["ErrorEquals"] == ["States.TaskFailed"]
+    # Every try of a batch fits in an EXPRESS child's 5 minutes (the function times out at 60 s).
+    backoff = sum(
+        min(throttling["IntervalSeconds"] * throttling["BackoffRate"] ** i, throttling["MaxDelaySeconds"])
+        for i in range(throttling["MaxAttempts"])
+    )
+    worst = (1 + transient["MaxAttempts"]) * 60 + transient["IntervalSeconds"] + backoff
+    assert worst < 300 and task["TimeoutSeconds"] > 60

@@ -72,7 +72,7 @@ def test_the_zip_module_list_is_the_builders() -> None:
     listed = set(
         re.findall(r"`([\w/]+\.py)`", ARCHITECTURE[start : ARCHITECTURE.index("(`tests/test_docs.py` checks", start)])
     )
-    shipped = {archive_name(path) for path in package_files()} - {"lambda_function.py"}
+    shipped = {archive_name(path) for path in package_files().files} - {"lambda_function.py"}
     assert sorted(listed) == sorted(shipped)
 
 
