@@ -6,7 +6,7 @@ import logging
 import re
 import struct
 from functools import partial
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydicom import dcmread
 from pydicom.datadict import DicomDictionary, dictionary_VR, tag_for_keyword
@@ -17,8 +17,10 @@ from pydicom.tag import BaseTag, Tag
 
 from errors import InvalidArgument, NotDicom
 from managers.ranged import FIRST_REQUEST, RangedReader
-from managers.S3Manager import S3Manager
 from metadata import FIELDS
+
+if TYPE_CHECKING:  # only a type here: the indexer function imports this module without requests
+    from managers.S3Manager import S3Manager
 
 log = logging.getLogger(__name__)
 
