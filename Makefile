@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 ASSETS := $(if $(shell command -v npm 2>/dev/null),$(NODE_STAMP))
 
-.PHONY: run serve load test fuzz bench clean
+.PHONY: run serve load test fuzz bench index clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ LOAD_USERS ?= 50
 LOAD_SECONDS ?= 60
 load: $(STAMP)
 	$(PY) bench/load.py --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
+
+# Index every object under S3_PREFIX (s3://data-apps-ex/<prefix>/) from this machine, with
+# INDEX_WORKERS header reads at once; INDEX_ARGS passes more (--report PATH, --on-aws). On the
+# local backend it talks to a running `make run`'s embedded AWS (LOCAL_AWS_PORT).
+S3_PREFIX ?=
+INDEX_WORKERS ?= 16
+INDEX_ARGS ?=
+index: $(STAMP)
+	$(PY) -m indexer "$(S3_PREFIX)" --workers $(INDEX_WORKERS) $(INDEX_ARGS)
 
 test: $(STAMP) $(ASSETS)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -202,15 +202,20 @@ class DynamoDBManager:
         item: dict[str, Any] | None = response.get("Item")
         return item
 
-    def get_items(self, file_paths: list[str]) -> dict[str, dict[str, Any]]:
+    def get_items(self, file_paths: list[str], attributes: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
         """Return the stored items of ``file_paths`` by path (BatchGetItem, 100 keys a call).
 
-        Keys DynamoDB leaves unprocessed (throttling) are asked again with backoff.
+        ``attributes``: only these (and ``FilePath``), when given. Keys DynamoDB leaves
+        unprocessed (throttling) are asked again with backoff.
         """
+        projection: dict[str, Any] = {}
+        if attributes:
+            names = {f"#p{position}": name for position, name in enumerate((PARTITION_KEY, *attributes))}
+            projection = {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(file_paths), BATCH_GET_SIZE):
             keys = [{PARTITION_KEY: {"S": path}} for path in dict.fromkeys(file_paths[start : start + BATCH_GET_SIZE])]
-            pending: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            pending: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True, **projection}}
             for attempt in range(BATCH_ATTEMPTS):
                 with upstream("DynamoDB"):
                     response = self.client.batch_get_item(RequestItems=pending)

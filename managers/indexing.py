@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 READ_ATTEMPTS = 3
 WRITE_ATTEMPTS = 5
 RETRY_BASE = 0.5
-# Records written per BatchWriteItem call of a page.
+# Records written per BatchWriteItem call of a page, and read per BatchGetItem call.
 WRITE_CHUNK = 25
+GET_CHUNK = 100
 # The report's code of an object listed, then deleted before its header was read.
 DELETED_CODE = "DELETED"
 
@@ -168,6 +169,16 @@ class Indexer:
             # What was read is written even when interrupted, so a re-run does not read it again.
             self._write(pending, result)
         return result
+
+    def _get_items(
+        self, pool: Executor, paths: list[str], attributes: tuple[str, ...] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """BatchGetItem the paths, 100 keys a call, the calls in parallel on ``pool``."""
+        chunks = [paths[start : start + GET_CHUNK] for start in range(0, len(paths), GET_CHUNK)]
+        found: dict[str, dict[str, Any]] = {}
+        for part in pool.map(lambda chunk: self.dynamodb.get_items(chunk, attributes), chunks):
+            found.update(part)
+        return found
 
     def _write(self, items: list[dict[str, Any]], result: PageResult) -> None:
         if not items:

@@ -74,7 +74,9 @@ def upload_applies(existing: dict[str, Any] | None, etag: str) -> bool:
     It does when it was made for that version, or before the file was first indexed.
     A record uploaded before this rule existed has ``JsonS3Path`` and no ``UploadETag``.
     """
-    if not existing or is_tombstone(existing) or "JsonS3Path" not in existing:
+    if not existing or is_tombstone(existing):
+        return False
+    if UPLOADED_FIELDS not in existing and "JsonS3Path" not in existing:
         return False
     made_for = existing.get(UPLOAD_ETAG, {}).get("S", "")
     return made_for in ("", etag)
