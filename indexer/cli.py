@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import sys
@@ -199,6 +200,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit code."""
+    # Warnings of retried calls carry codes only, and the summary says what failed: keep stderr for the bar.
+    logging.basicConfig(level=logging.ERROR, format="%(message)s")
     args = parse_args(argv)
     try:
         if not 1 <= args.workers <= MAX_WORKERS:
