@@ -42,7 +42,7 @@ load: $(STAMP)
 # INDEX_WORKERS header reads at once; INDEX_ARGS passes more (--report PATH, --on-aws). On the
 # local backend it talks to a running `make run`'s embedded AWS (LOCAL_AWS_PORT).
 S3_PREFIX ?=
-INDEX_WORKERS ?= 16
+INDEX_WORKERS ?= 32
 INDEX_ARGS ?=
 index: $(STAMP)
 	$(PY) -m indexer "$(S3_PREFIX)" --workers $(INDEX_WORKERS) $(INDEX_ARGS)
@@ -50,10 +50,13 @@ index: $(STAMP)
 test: $(STAMP) $(ASSETS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The header-only extraction benchmark (a few minutes): prints a table, writes
-# bench/results/extract.json, fails when a target of issue 4 is missed. BENCH_ARGS=--help lists options.
+# The benchmarks (a few minutes each): the header-only extraction (bench/extract.py, writes
+# bench/results/extract.json) and the indexing (bench/index.py, writes bench/results/index.json).
+# Each prints a table and fails when a target is missed. BENCH=index runs one; BENCH_ARGS go to
+# each script run (BENCH=index BENCH_ARGS=--help lists its options).
+BENCH ?= extract index
 bench: $(STAMP)
-	$(PY) bench/extract.py $(BENCH_ARGS)
+	@for name in $(BENCH); do $(PY) bench/$$name.py $(BENCH_ARGS) || exit 1; done
 
 # The long fuzz run: thousands of generated requests (FUZZ_MAX_EXAMPLES per operation and
 # mode), new ones each time; `make test` runs the same tests with 25 and a fixed seed.

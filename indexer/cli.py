@@ -44,7 +44,7 @@ from managers.indexing import Indexer, Listed, PageResult
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
-DEFAULT_WORKERS = 16
+DEFAULT_WORKERS = 32
 MAX_WORKERS = 256
 DEFAULT_REPORT = "index-failures.jsonl"
 PAGE_SIZE = 1000

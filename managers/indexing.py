@@ -133,20 +133,21 @@ class Indexer:
         ``UpstreamUnavailable`` instead, for a caller that retries the whole page).
         """
         result = PageResult()
-        existing = self.dynamodb.get_items([self.path_of(entry.key) for entry in listed])
+        # The ETags first (small items, the calls in parallel), whole records only for files to read.
+        paths = [self.path_of(entry.key) for entry in listed]
+        versions = self._get_items(pool, paths, (records.OBJECT_ETAG, records.DELETED))
         to_read = []
-        for entry in listed:
-            stored = existing.get(self.path_of(entry.key))
-            if (
-                stored
-                and not records.is_tombstone(stored)
-                and stored.get(records.OBJECT_ETAG, {}).get("S") == entry.etag
-            ):
+        for entry, path in zip(listed, paths, strict=True):
+            stored = versions.get(path)
+            if stored and not records.is_tombstone(stored) and records.etag_of(stored) == entry.etag:
                 result.unchanged += 1
             else:
                 to_read.append(entry)
         if on_done and result.unchanged:
             on_done(result.unchanged)
+        existing = self._get_items(
+            pool, [path for path in map(self.path_of, (e.key for e in to_read)) if path in versions]
+        )
         futures: list[Future[HeaderRecord | str]] = [
             pool.submit(self._read_or_code, entry.key, retry_transient) for entry in to_read
         ]

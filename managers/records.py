@@ -68,6 +68,12 @@ def is_tombstone(item: dict[str, Any] | None) -> bool:
     return bool(item) and DELETED in (item or {})
 
 
+def etag_of(item: dict[str, Any]) -> str | None:
+    """Return the ETag of the object version a stored item was indexed from."""
+    value: str | None = item.get(OBJECT_ETAG, {}).get("S")
+    return value
+
+
 def upload_applies(existing: dict[str, Any] | None, etag: str) -> bool:
     """Tell whether an uploaded document still answers for the file version ``etag``.
 
