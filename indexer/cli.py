@@ -145,18 +145,24 @@ def run(indexer: Indexer, prefix: str, workers: int, report: Path) -> tuple[dict
     bar = tqdm(total=0, unit="file", file=sys.stderr, desc="indexing", mininterval=0.5, dynamic_ncols=True)
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="indexer") as pool:
+            page_result = PageResult()
             try:
                 for page in list_pages(indexer, prefix):
                     totals.listed += len(page)
                     bar.total += len(page)
                     bar.refresh()
-                    result = indexer.index_page(page, pool, on_done=bar.update)
-                    totals.add(result)
-                    failures += result.failures
+                    indexer.index_page(page, pool, on_done=bar.update, result=page_result)
+                    totals.add(page_result)
+                    failures += page_result.failures
+                    page_result = PageResult()  # counted: an interruption from here on adds nothing twice
             except KeyboardInterrupt:
                 status = INTERRUPTED
                 pool.shutdown(wait=True, cancel_futures=True)
+                totals.add(page_result)  # what the interrupted page wrote before it stopped
+                failures += page_result.failures
             except UpstreamUnavailable as exc:
+                totals.add(page_result)
+                failures += page_result.failures
                 # The listing or the record reads kept failing after the retries: stop here;
                 # a re-run resumes where this one stopped.
                 bar.write(f"index: stopped: {exc.message}", file=sys.stderr)

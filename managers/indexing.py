@@ -124,15 +124,17 @@ class Indexer:
         *,
         on_done: Callable[[int], None] | None = None,
         retry_transient: bool = True,
+        result: PageResult | None = None,
     ) -> PageResult:
         """Index a page of listed objects: skip those whose record holds their ETag, read the others.
 
         Records are read in one BatchGetItem per 100 keys and written 25 per BatchWriteItem as
         reads complete. ``on_done(n)`` reports progress. A file whose read still fails after
         the retries is reported with its error code (``retry_transient=False`` raises
-        ``UpstreamUnavailable`` instead, for a caller that retries the whole page).
+        ``UpstreamUnavailable`` instead, for a caller that retries the whole page). Counts go
+        into ``result`` when given, so a caller interrupted mid-page still knows them.
         """
-        result = PageResult()
+        result = result if result is not None else PageResult()
         # The ETags first (small items, the calls in parallel), whole records only for files to read.
         paths = [self.path_of(entry.key) for entry in listed]
         versions = self._get_items(pool, paths, (records.OBJECT_ETAG, records.DELETED))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,3 +115,39 @@ def test_no_running_backend_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no embedded AWS answers at http://127.0.0.1:" in result.stderr
     assert "make run" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_a_rerun_continues(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # GIVEN a slow network (20 ms per call), so that one worker takes a few seconds
+    monkeypatch.setenv("LOCAL_AWS_LATENCY_MS", "20")
+    with LocalAWSProcess(free_port()) as slow:
+        s3 = make_client("s3", "local", "local", endpoint_url=slow.endpoint_url)
+        data = build_file(SampleSpec())
+        for n in range(120):
+            s3.put_object(Bucket=BUCKET, Key=f"slow/{n:03}.dcm", Body=data)
+        env = {**os.environ, "LOCAL_AWS_PORT": str(slow.port), "DICOM_META_BACKEND": "local"}
+        command = [sys.executable, "-m", "indexer", f"s3://{BUCKET}/slow/", "--workers", "1"]
+        command += ["--report", str(tmp_path / "r.jsonl")]
+        # WHEN it is interrupted mid-run (Ctrl-C)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        assert process.stderr is not None
+        progress = ""
+        while "20/120" not in progress and "file/s" not in progress and time.monotonic() < deadline:
+            progress += process.stderr.read(64)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+        # THEN it says what it did and exits 130
+        assert process.returncode == 130
+        interrupted = json.loads(out.strip().splitlines()[-1])
+        assert 0 < interrupted["indexed"] < 120
+        # … and a re-run skips what was written and indexes the rest
+        again = index(slow.port, f"s3://{BUCKET}/slow/", "--report", str(tmp_path / "r.jsonl"))
+        assert again.returncode == 0
+        summary = summary_of(again)
+        assert summary["unchanged"] == interrupted["indexed"]
+        assert summary["indexed"] == 120 - interrupted["indexed"]
