@@ -137,11 +137,13 @@ class Indexer:
         result = result if result is not None else PageResult()
         # The ETags first (small items, the calls in parallel), whole records only for files to read.
         paths = [self.path_of(entry.key) for entry in listed]
-        versions = self._get_items(pool, paths, (records.OBJECT_ETAG, records.DELETED))
+        # A tombstone has no ObjectETag, so it never matches; projecting one attribute keeps the
+        # look-up small (moto converts the whole item once per projected attribute).
+        versions = self._get_items(pool, paths, (records.OBJECT_ETAG,))
         to_read = []
         for entry, path in zip(listed, paths, strict=True):
             stored = versions.get(path)
-            if stored and not records.is_tombstone(stored) and records.etag_of(stored) == entry.etag:
+            if stored and records.etag_of(stored) == entry.etag:
                 result.unchanged += 1
             else:
                 to_read.append(entry)
