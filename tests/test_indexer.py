@@ -353,3 +353,51 @@ def test_the_embedded_aws_indexes_and_unindexes_within_seconds(local_aws: LocalA
     assert (wait_for(lambda: main_table.get_record(path(key))) or {}).get("PatientID") == "ARRIVED"
     s3.delete_object(Bucket=BUCKET, Key=key)
     assert wait_for(lambda: main_table.get_record(path(key)) is None)
+
+
+def test_a_bulk_page_retries_unprocessed_writes(
+    indexer: Indexer, dynamodb: DynamoDBManager, put_object: Callable[[str, bytes], str], s3: Any
+) -> None:
+    # GIVEN DynamoDB leaves every item of the first BatchWriteItem unprocessed (throttling)
+    prefix = f"unprocessed-{uuid.uuid4().hex[:6]}/"
+    for n in range(3):
+        put_object(f"{prefix}{n}.dcm", build_file(SampleSpec(patient_id=f"UN-{n}")))
+    listed = [Listed(o["Key"], o["ETag"]) for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]]
+    real = dynamodb.client.batch_write_item
+    calls: list[int] = []
+
+    def throttled_once(**request: Any) -> Any:
+        calls.append(1)
+        return {"UnprocessedItems": request["RequestItems"]} if len(calls) == 1 else real(**request)
+
+    # WHEN the page is indexed
+    with (
+        mock.patch.object(dynamodb.client, "batch_write_item", side_effect=throttled_once),
+        ThreadPoolExecutor(2) as pool,
+    ):
+        result = indexer.index_page(listed, pool)
+    # THEN the items are sent again and all written
+    assert len(calls) == 2
+    assert (result.indexed, result.failures) == (3, [])
+    assert (dynamodb.get_record(path(f"{prefix}2.dcm")) or {})["PatientID"] == "UN-2"
+
+
+@pytest.mark.slow
+def test_a_bulk_page_reports_a_file_s3_keeps_failing(
+    indexer: Indexer, put_object: Callable[[str, bytes], str], s3: Any
+) -> None:
+    prefix = f"dropped-{uuid.uuid4().hex[:6]}/"
+    for n in range(2):
+        put_object(f"{prefix}{n}.dcm", build_file(SampleSpec()))
+    listed = [Listed(o["Key"], o["ETag"]) for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]]
+    real = indexer.s3.get_object
+
+    def dropped(**request: Any) -> Any:
+        if request["Key"].endswith("0.dcm"):
+            raise EndpointConnectionError(endpoint_url="http://s3")
+        return real(**request)
+
+    with mock.patch.object(indexer.s3, "get_object", side_effect=dropped), ThreadPoolExecutor(2) as pool:
+        result = indexer.index_page(listed, pool)
+    assert result.indexed == 1
+    assert result.failures == [(f"{prefix}0.dcm", "UPSTREAM_UNAVAILABLE")] and result.failed == 1
