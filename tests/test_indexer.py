@@ -7,6 +7,8 @@ The handler under test writes to a table of its own, so that the embedded AWS's 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from local.events import INDEXER_FILE, LambdaContext, load_handler_module
+from local.process import ROOT
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS, create_table
 from managers.DynamoDBManager import DynamoDBManager, SearchFilter, normalize_sequencer
@@ -401,3 +404,22 @@ def test_a_bulk_page_reports_a_file_s3_keeps_failing(
         result = indexer.index_page(listed, pool)
     assert result.indexed == 1
     assert result.failures == [(f"{prefix}0.dcm", "UPSTREAM_UNAVAILABLE")] and result.failed == 1
+
+
+def test_the_indexer_function_imports_neither_flask_nor_requests() -> None:
+    # Its package carries pydicom and boto3 only: an import of anything else would fail there.
+    probe = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("flask", "requests", "strawberry", "moto", "tqdm"):
+            raise ImportError(name)
+sys.meta_path.insert(0, Block())
+import importlib.util
+spec = importlib.util.spec_from_file_location("indexer_function", "lambda/indexer_function.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(callable(module.lambda_handler))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "True", done.stderr
