@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 ASSETS := $(if $(shell command -v npm 2>/dev/null),$(NODE_STAMP))
 
-.PHONY: run serve load lint test docs fuzz bench clean
+.PHONY: run serve load lint test docs fuzz bench index clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ LOAD_SECONDS ?= 60
 load: $(STAMP)
 	$(PY) bench/load.py --users $(LOAD_USERS) --seconds $(LOAD_SECONDS)
 
+# Index every object under S3_PREFIX (s3://data-apps-ex/<prefix>/) from this machine, with
+# INDEX_WORKERS header reads at once; INDEX_ARGS passes more (--report PATH, --on-aws). On the
+# local backend it talks to a running `make run`'s embedded AWS (LOCAL_AWS_PORT).
+S3_PREFIX ?=
+INDEX_WORKERS ?= 32
+INDEX_ARGS ?=
+index: $(STAMP)
+	$(PY) -m indexer "$(S3_PREFIX)" --workers $(INDEX_WORKERS) $(INDEX_ARGS)
+
 # Lint (ruff), format check (ruff) and types (mypy), configured in pyproject.toml. `make test`
 # runs it first, so a change that fails it fails CI.
 lint: $(STAMP)
@@ -52,13 +61,15 @@ docs: $(STAMP)
 test: lint $(ASSETS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# A benchmark of bench/ (BENCH, default extract): prints a table, writes bench/results/$(BENCH).json,
+# Benchmarks of bench/ (BENCH, default "extract index"): each prints a table, writes bench/results/<name>.json,
 # fails when a target is missed. BENCH_ARGS=--help lists options.
 #   extract  header-only extraction against whole-object reads (a few minutes)
 #   search   items read and latency of a search page at 10,000 and 100,000 records (BENCH_ARGS=--sizes=...)
-BENCH ?= extract
+#   index    the bulk indexer at 1, 8 and 32 workers, its re-run and peak memory (a few minutes)
+# BENCH takes several names (BENCH="extract index"); BENCH_ARGS go to each script run.
+BENCH ?= extract index
 bench: $(STAMP)
-	$(PY) bench/$(BENCH).py $(BENCH_ARGS)
+	@for name in $(BENCH); do $(PY) bench/$$name.py $(BENCH_ARGS) || exit 1; done
 
 # The long fuzz run: thousands of generated requests (FUZZ_MAX_EXAMPLES per operation and
 # mode) and FUZZ_DICOM_CASES mutated DICOM files (tests/test_fuzz_dicom.py), new ones each

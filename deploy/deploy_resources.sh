@@ -104,6 +104,23 @@ ensure_table() {
     say "created: FilePath (HASH), on-demand, with the search indexes"
   fi
   ensure_indexes
+  ensure_ttl
+}
+
+# Deleted files leave a tombstone that expires (managers/records.py): DynamoDB's TTL on its
+# attribute removes it, at no write cost.
+ensure_ttl() {
+  local attribute status
+  attribute=$("$PY" "$DEPLOY_DIR/table.py" ttl-attribute)
+  status=$(aws_ dynamodb describe-time-to-live --table-name "$TABLE" \
+    --query 'TimeToLiveDescription.[TimeToLiveStatus, AttributeName]' --output text)
+  if [[ $status == "ENABLED $attribute" || $status == "ENABLING $attribute" ]]; then
+    say "TTL on $attribute: enabled"
+    return
+  fi
+  aws_ dynamodb update-time-to-live --table-name "$TABLE" \
+    --time-to-live-specification "Enabled=true,AttributeName=$attribute" >/dev/null
+  say "TTL on $attribute: enabled now (tombstones of deleted files expire)"
 }
 
 # The search indexes (managers/table.py): added one at a time, as DynamoDB requires, each

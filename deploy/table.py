@@ -17,7 +17,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from managers.table import INDEXES, PARTITION_KEY, RETIRED_INDEXES, SORT_ATTRIBUTE, index_definition, table_definition
+from managers.table import (
+    INDEXES,
+    PARTITION_KEY,
+    RETIRED_INDEXES,
+    SORT_ATTRIBUTE,
+    TTL_ATTRIBUTE,
+    index_definition,
+    table_definition,
+)
 
 
 def _present(described: dict) -> set[str]:
@@ -51,9 +59,11 @@ def retired_present(described: dict) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    command, argument = argv[1], argv[2]
+    command, argument = argv[1], (argv[2] if len(argv) > 2 else "")
     if command == "create":
         print(json.dumps(table_definition(argument)))
+    elif command == "ttl-attribute":
+        print(TTL_ATTRIBUTE)
     elif command == "missing":
         for update in missing_updates(json.loads(Path(argument).read_text())):
             name = update["GlobalSecondaryIndexUpdates"][0]["Create"]["IndexName"]

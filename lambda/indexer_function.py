@@ -1,48 +1,160 @@
-"""PLACEHOLDER, to be replaced by branch issue-12a's indexer at merge: just enough to deploy and test.
+"""The indexer: each DICOM object under ``dicom/`` read header-only and its record stored.
 
-It gives the deploy (branch issue-12b) a handler of the agreed shape: ``lambda_handler(event,
-context)`` for a Step Functions Distributed Map batch (``{"Items": [...], "BatchInput":
-{"bucket": ...}}``), returning ``{"indexed", "unchanged", "failed", "failures"}``. It imports
-pydicom, so the zip must vendor it, and it stores only ``FilePath``, the five fields and the
-ETag. It does not handle S3 notifications, sequencers or uploaded documents. It imports
-pydicom itself rather than ``managers.DicomManager``: on this branch that module imports
-``managers.S3Manager``, which imports requests, and the zip builder rightly refuses requests.
+Two event shapes reach ``lambda_handler``:
+
+- S3 event notifications for ``dicom/`` (``ObjectCreated:*`` indexes, ``ObjectRemoved:*``
+  leaves a tombstone). The newest event per key wins by its ``sequencer``. Events without
+  one (the embedded AWS's moto sends none) follow the object's current state instead: it is
+  read, and found absent it is removed.
+- A Step Functions Distributed Map batch (``Items`` from an S3 listing, ``BatchInput``): each
+  item is indexed unless its record holds its ETag; the answer counts what happened.
+
+A non-DICOM object gets no record (a record indexed from it before is removed), is logged
+with its code only and is acknowledged, not retried. Transient failures (S3 or DynamoDB
+unreachable or throttling) make the handler raise after the other records, so the platform
+retries. Deployed with pydicom; imports neither Flask nor requests.
 """
 
 from __future__ import annotations
 
-import io
-from typing import Any
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+from urllib.parse import unquote_plus
 
-from pydicom import dcmread
-from pydicom.errors import InvalidDicomError
-
-from config import DYNAMODB_TABLE_NAME
+from config import S3_BUCKET_NAME
+from errors import DicomMetaError, NotDicom, NotFound, UpstreamUnavailable
 from managers.aws import make_client
-from metadata import FIELDS, s3_path_of
+from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
+from managers.indexing import Indexer, Listed
 
-# Enough for the small headers the deploy test indexes; the real indexer reads ranges as needed.
-HEADER_BYTES = 64 * 1024
+log = logging.getLogger()
+log.setLevel(logging.INFO)
+
+DICOM_PREFIX = "dicom/"
+# Header reads of a Step Functions batch in parallel: the function waits on S3, not the CPU.
+BATCH_WORKERS = 8
+
+# Built on the first invocation and kept for the container's life, not at import time.
+_state: dict[str, Any] = {}
+
+
+class IndexingFailed(Exception):
+    """Raised at the end of an invocation in which a record failed for a transient reason."""
+
+
+class S3EventRecord(NamedTuple):
+    """The part of one S3 event notification record the indexer reads.
+
+    A NamedTuple, not a dataclass: the handler is loaded from its file without a package,
+    where dataclasses cannot resolve postponed annotations.
+    """
+
+    bucket: str
+    key: str
+    removed: bool
+    sequencer: str | None
+
+    @classmethod
+    def parse(cls, record: dict[str, Any]) -> S3EventRecord:
+        """Read a record of an S3 event (keys are URL-encoded: ``+`` is a space)."""
+        s3 = record["s3"]
+        return cls(
+            bucket=s3["bucket"]["name"],
+            key=unquote_plus(s3["object"]["key"]),
+            removed=str(record.get("eventName", "")).startswith("ObjectRemoved"),
+            sequencer=normalize_sequencer(s3["object"].get("sequencer")),
+        )
+
+
+def _indexer() -> Indexer:
+    if "indexer" not in _state:
+        _state["indexer"] = Indexer(make_client("s3"), DynamoDBManager())
+    indexer: Indexer = _state["indexer"]
+    return indexer
+
+
+def use_indexer(indexer: Indexer) -> None:
+    """Inject the indexer to use (the embedded AWS builds its own, tests too)."""
+    _state["indexer"] = indexer
+
+
+def process_record(record: S3EventRecord) -> str:
+    """Apply one S3 event record; return its outcome (``indexed``, ``removed``, ``stale``, ...)."""
+    if record.bucket != S3_BUCKET_NAME or not record.key.startswith(DICOM_PREFIX):
+        return "skipped"
+    indexer = _indexer()
+    if record.removed and record.sequencer:
+        return indexer.remove(record.key, record.sequencer)
+    try:
+        return indexer.index_object(record.key, record.sequencer)
+    except NotFound:
+        # Gone since the event: with a sequencer its own delete event removes the record;
+        # without one (moto) the current state is what counts, and it is absent.
+        return "gone" if record.sequencer else indexer.remove(record.key)
+    except NotDicom:
+        indexer.remove(record.key, record.sequencer, only_indexed=True)
+        return "not_dicom"
+
+
+def handle_s3_event(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Apply every record of an S3 event; raise at the end if one failed transiently."""
+    counts: dict[str, int] = {}
+    transient = 0
+    for index, raw in enumerate(event.get("Records", [])):
+        line: dict[str, Any] = {"event": "index_record", "index": index}
+        try:
+            outcome = process_record(S3EventRecord.parse(raw))
+        except UpstreamUnavailable as exc:
+            outcome, transient = "failed", transient + 1
+            line["code"] = exc.code
+        except DicomMetaError as exc:
+            outcome = "failed"
+            line["code"] = exc.code
+        except (KeyError, TypeError, AttributeError) as exc:
+            outcome = "failed"
+            line["code"] = f"MALFORMED_RECORD ({type(exc).__name__})"
+        counts[outcome] = counts.get(outcome, 0) + 1
+        # Outcome and code only: keys and header values may hold patient data.
+        line.update(outcome=outcome, request_id=getattr(context, "aws_request_id", None))
+        if outcome == "not_dicom":
+            line["code"] = NotDicom.code
+        log.info(json.dumps(line))
+    if transient:
+        raise IndexingFailed(f"{transient} record(s) failed transiently; the event is retried")
+    return counts
+
+
+def handle_batch(event: dict[str, Any]) -> dict[str, Any]:
+    """Index a Step Functions Distributed Map batch and return its counts.
+
+    Raises ``UpstreamUnavailable`` on a transient failure so the map's retry policy re-runs
+    the batch (records already written are skipped by their ETag then).
+    """
+    bucket = event.get("BatchInput", {}).get("bucket", S3_BUCKET_NAME)
+    if bucket != S3_BUCKET_NAME:
+        raise ValueError("the batch names another bucket")
+    listed = [Listed(item["Key"], item.get("Etag") or item.get("ETag") or "") for item in event.get("Items", [])]
+    with ThreadPoolExecutor(BATCH_WORKERS) as pool:
+        result = _indexer().index_page(listed, pool, retry_transient=False)
+    transient = [key for key, code in result.failures if code == UpstreamUnavailable.code]
+    if transient:
+        raise UpstreamUnavailable(f"{len(transient)} record(s) could not be written; retry the batch")
+    log.info(json.dumps({"event": "index_batch", "indexed": result.indexed, "failed": result.failed}))
+    return {
+        "indexed": result.indexed,
+        "unchanged": result.unchanged,
+        "failed": result.failed,
+        "failures": [{"key": key, "code": code} for key, code in result.failures],
+    }
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Index each item of a Distributed Map batch; report the ones that are not DICOM."""
-    s3, dynamodb = make_client("s3"), make_client("dynamodb")
-    bucket = event["BatchInput"]["bucket"]
-    counts: dict[str, Any] = {"indexed": 0, "unchanged": 0, "failed": 0, "failures": []}
-    for item in event.get("Items", []):
-        head = s3.get_object(Bucket=bucket, Key=item["Key"], Range=f"bytes=0-{HEADER_BYTES - 1}")["Body"].read()
-        try:
-            dataset = dcmread(io.BytesIO(head), stop_before_pixels=True)
-        except (InvalidDicomError, EOFError, ValueError):
-            counts["failed"] += 1
-            counts["failures"].append({"key": item["Key"], "code": "NOT_DICOM"})
-            continue
-        record = {"FilePath": {"S": s3_path_of(bucket, item["Key"])}, "ETag": {"S": item["Etag"]}}
-        for name in FIELDS:
-            value = dataset.get(name)
-            if value not in (None, ""):
-                record[name] = {"S": str(value)}
-        dynamodb.put_item(TableName=DYNAMODB_TABLE_NAME, Item=record)
-        counts["indexed"] += 1
-    return counts
+    """Index the objects of an S3 event or of a Step Functions batch."""
+    if event.get("Event") == "s3:TestEvent":
+        log.info(json.dumps({"event": "s3_test_event", "outcome": "skipped"}))
+        return {}
+    if "Items" in event:
+        return handle_batch(event)
+    return handle_s3_event(event, context)

@@ -26,14 +26,15 @@ from errors import scrubbed_traceback
 log = logging.getLogger(__name__)
 
 HANDLER_FILE = Path(__file__).resolve().parent.parent / "lambda" / "lambda_function.py"
+INDEXER_FILE = HANDLER_FILE.with_name("indexer_function.py")
 MAX_RECEIVES = 3
 VISIBILITY_TIMEOUT = 2
 WAIT_SECONDS = 1
 
 
-def load_handler_module() -> ModuleType:
-    """Import ``lambda/lambda_function.py`` (``lambda`` is a keyword, so not as a package)."""
-    spec = importlib.util.spec_from_file_location("lambda_function", HANDLER_FILE)
+def load_handler_module(path: Path = HANDLER_FILE) -> ModuleType:
+    """Import a handler of ``lambda/`` (``lambda`` is a keyword, so not as a package)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -51,13 +52,15 @@ class LambdaContext:
 class EventRunner:
     """Polls the notification queue and hands each S3 event to the Lambda handler."""
 
-    def __init__(self, sqs: Any, queue_url: str, dlq_url: str, handler_module: ModuleType) -> None:
+    def __init__(
+        self, sqs: Any, queue_url: str, dlq_url: str, handler_module: ModuleType, name: str = "s3-event-runner"
+    ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.dlq_url = dlq_url
         self.handler = handler_module.lambda_handler
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="s3-event-runner", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -98,7 +101,13 @@ class EventRunner:
         except Exception as exc:  # noqa: BLE001 - a failed event is retried, then dead-lettered
             tries = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
             # One JSON line, the error's type only: its message may quote a document's keys or values.
-            line = {"event": "ingest_failed", "try": tries, "of": MAX_RECEIVES, "error": type(exc).__name__}
+            line = {
+                "event": "delivery_failed",
+                "runner": self._thread.name,
+                "try": tries,
+                "of": MAX_RECEIVES,
+                "error": type(exc).__name__,
+            }
             log.warning(json.dumps(line))
             if tries < MAX_RECEIVES:
                 return False

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,13 +15,14 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
 from local import DEFAULT_PORT, LOCAL_CREDENTIALS
-from local.events import MAX_RECEIVES, VISIBILITY_TIMEOUT, EventRunner, load_handler_module
+from local.events import INDEXER_FILE, MAX_RECEIVES, VISIBILITY_TIMEOUT, EventRunner, load_handler_module
 from local.samples import seed_files
 from managers.aws import Service, make_client
-from managers.DicomManager import fields_of, read_header
 from managers.DynamoDBManager import DynamoDBManager
+from managers.indexing import Indexer
+from managers.records import EXPIRES_AT
 from managers.table import table_definition
-from metadata import json_key_for, s3_path_of
+from metadata import s3_path_of
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ INGEST_QUEUE = "dicom-meta-ingest"
 INGEST_DLQ = "dicom-meta-ingest-dlq"
 # A fixed Id: without one every put gets a random Id and a re-run is not a no-op.
 NOTIFICATION_ID = "dicom-meta-json-ingest"
+INDEX_QUEUE = "dicom-meta-index"
+INDEX_DLQ = "dicom-meta-index-dlq"
+INDEX_NOTIFICATION_ID = "dicom-meta-dicom-index"
+# Seconds ``start`` waits for the seeded files' records, so the first request finds them.
+SEED_INDEX_TIMEOUT = 20.0
 
 WsgiMiddleware = Callable[[Any], Any]
 
@@ -44,6 +50,10 @@ def create_table(dynamodb: Any, table_name: str = DYNAMODB_TABLE_NAME) -> None:
     """Create the metadata table with its indexes unless it exists."""
     if table_name not in dynamodb.list_tables()["TableNames"]:
         dynamodb.create_table(**table_definition(table_name))
+        # Tombstones of deleted files expire (managers/records.py).
+        dynamodb.update_time_to_live(
+            TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT}
+        )
 
 
 class LocalAWS:
@@ -57,7 +67,10 @@ class LocalAWS:
         self.endpoint_url = f"http://{host!s}:{port}"
         self.credentials = LOCAL_CREDENTIALS
         self.runner: EventRunner | None = None
+        self.index_runner: EventRunner | None = None
         self.dlq_url = ""
+        self.index_dlq_url = ""
+        self.seeded: list[str] = []
 
     @classmethod
     def start(
@@ -78,9 +91,10 @@ class LocalAWS:
         aws = cls(server, thread)
         aws.create_resources()
         if seed:
-            aws.seed()
+            aws.seeded = aws.seed()
         if deliver_events:
             aws.start_event_runner()
+            aws.wait_for_records(aws.seeded)
         return aws
 
     def client(self, service: Service) -> Any:
@@ -95,35 +109,17 @@ class LocalAWS:
         if S3_BUCKET_NAME not in existing:
             s3.create_bucket(Bucket=S3_BUCKET_NAME, CreateBucketConfiguration={"LocationConstraint": AWS_REGION})
         self._create_table()
-        self.dlq_url = sqs.create_queue(QueueName=INGEST_DLQ)["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.queue_url = sqs.create_queue(
-            QueueName=INGEST_QUEUE,
-            Attributes={
-                "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES + 2)}),
-            },
-        )["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        self.queue_url, queue_arn, self.dlq_url = _create_queue(sqs, INGEST_QUEUE, INGEST_DLQ)
+        self.index_queue_url, index_arn, self.index_dlq_url = _create_queue(sqs, INDEX_QUEUE, INDEX_DLQ)
         s3.put_bucket_notification_configuration(
             Bucket=S3_BUCKET_NAME,
             NotificationConfiguration={
                 "QueueConfigurations": [
-                    {
-                        "Id": NOTIFICATION_ID,
-                        "QueueArn": queue_arn,
-                        "Events": ["s3:ObjectCreated:*"],
-                        "Filter": {
-                            "Key": {
-                                "FilterRules": [
-                                    {"Name": "prefix", "Value": "json/"},
-                                    {"Name": "suffix", "Value": ".json"},
-                                ]
-                            }
-                        },
-                    }
+                    _notification(NOTIFICATION_ID, queue_arn, ["s3:ObjectCreated:*"], "json/", ".json"),
+                    # The indexer: every key under dicom/, with or without .dcm.
+                    _notification(
+                        INDEX_NOTIFICATION_ID, index_arn, ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"], "dicom/"
+                    ),
                 ]
             },
         )
@@ -132,38 +128,75 @@ class LocalAWS:
         create_table(self.client("dynamodb"))
 
     def seed(self) -> list[str]:
-        """Put the sample DICOM files under ``dicom/`` and their metadata under ``json/``.
+        """Put the sample DICOM files under ``dicom/``; return their s3 paths.
 
-        The metadata goes through the same trigger and Lambda as an upload, so searches find
-        the seeded files from the start. Returns the files' s3 paths.
+        Their records come from the indexer, through the same notification as any file put
+        there (no metadata document is uploaded for them).
         """
         s3 = self.client("s3")
         paths = []
         for name, data in seed_files():
             key = f"dicom/{name}"
             s3.put_object(Bucket=S3_BUCKET_NAME, Key=key, Body=data, ContentType="application/dicom")
-            s3_path = s3_path_of(S3_BUCKET_NAME, key)
-            document = {"s3_path": s3_path, **fields_of(read_header(io.BytesIO(data)))}
-            s3.put_object(
-                Bucket=S3_BUCKET_NAME,
-                Key=json_key_for(key),
-                Body=json.dumps(document).encode(),
-                ContentType="application/json",
-            )
-            paths.append(s3_path)
+            paths.append(s3_path_of(S3_BUCKET_NAME, key))
         return paths
 
     def start_event_runner(self) -> None:
-        """Deliver each new json/*.json object's S3 event to ``lambda_handler``."""
-        handler = load_handler_module()
+        """Deliver json/*.json events to ``lambda_handler`` and dicom/ events to the indexer."""
         keys = (self.credentials.aws_access_key_id, self.credentials.aws_secret_access_key)
+        handler = load_handler_module()
         handler.use_clients(self.client("s3"), DynamoDBManager(*keys, endpoint_url=self.endpoint_url))
         self.runner = EventRunner(self.client("sqs"), self.queue_url, self.dlq_url, handler)
         self.runner.start()
+        indexer = load_handler_module(INDEXER_FILE)
+        indexer.use_indexer(Indexer(self.client("s3"), DynamoDBManager(*keys, endpoint_url=self.endpoint_url)))
+        self.index_runner = EventRunner(
+            self.client("sqs"), self.index_queue_url, self.index_dlq_url, indexer, name="s3-index-runner"
+        )
+        self.index_runner.start()
+
+    def wait_for_records(self, paths: list[str], timeout: float = SEED_INDEX_TIMEOUT) -> None:
+        """Return once every path has a record, or after ``timeout`` seconds (logged)."""
+        keys = (self.credentials.aws_access_key_id, self.credentials.aws_secret_access_key)
+        dynamodb = DynamoDBManager(*keys, endpoint_url=self.endpoint_url)
+        deadline = time.monotonic() + timeout
+        waiting = list(paths)
+        while waiting and time.monotonic() < deadline:
+            waiting = [path for path in waiting if dynamodb.get_record(path) is None]
+            if waiting:
+                time.sleep(0.1)
+        if waiting:
+            log.warning("%d seeded file(s) not indexed after %.0f s", len(waiting), timeout)
 
     def stop(self) -> None:
-        """Stop the event runner and the server."""
-        if self.runner:
-            self.runner.stop()
+        """Stop the event runners and the server."""
+        for runner in (self.runner, self.index_runner):
+            if runner:
+                runner.stop()
         self._server.shutdown()
         self._thread.join(timeout=5)
+
+
+def _create_queue(sqs: Any, name: str, dlq_name: str) -> tuple[str, str, str]:
+    """Create a notification queue with its dead-letter queue; return (url, arn, dlq url)."""
+    dlq_url = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES + 2)}),
+        },
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn, dlq_url
+
+
+def _notification(
+    notification_id: str, queue_arn: str, events: list[str], prefix: str, suffix: str | None = None
+) -> dict[str, Any]:
+    """Return one queue entry of a bucket notification, filtered by prefix (and suffix)."""
+    rules = [{"Name": "prefix", "Value": prefix}]
+    if suffix:
+        rules.append({"Name": "suffix", "Value": suffix})
+    return {"Id": notification_id, "QueueArn": queue_arn, "Events": events, "Filter": {"Key": {"FilterRules": rules}}}

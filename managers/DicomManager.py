@@ -9,7 +9,7 @@ import re
 import struct
 from collections.abc import Callable
 from functools import partial
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from pydicom import config as pydicom_config
 from pydicom.datadict import DicomDictionary, dictionary_VR, tag_for_keyword
@@ -24,8 +24,10 @@ from pydicom.valuerep import VR
 from errors import DicomMetaError, InvalidArgument, NotDicom
 from managers.bounded import BoundedStream, HeaderTooLarge, InflatingReader, Stream
 from managers.ranged import FIRST_REQUEST, RangedReader
-from managers.S3Manager import S3Manager
 from metadata import FIELDS
+
+if TYPE_CHECKING:  # only a type here: the indexer function imports this module without requests
+    from managers.S3Manager import S3Manager
 
 log = logging.getLogger(__name__)
 

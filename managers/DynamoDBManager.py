@@ -5,8 +5,12 @@ The table's key, derived attributes and indexes are described in ``managers/tabl
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import json
 import math
+import random
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,8 +20,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from config import DYNAMODB_TABLE_NAME
+from errors import UpstreamUnavailable
+from managers import records
 from managers.aws import error_code, make_client, upstream
 from managers.table import (
+    INDEX_ATTRIBUTES,
     INSTITUTION_SHARD,
     LIST_SHARD,
     LIST_VALUE,
@@ -37,11 +44,30 @@ SEQUENCER_ATTRIBUTE = "Sequencer"
 SEQUENCER_WIDTH = 64
 # Threads querying shards: one search's shards at once, a second search's beside it.
 SHARD_WORKERS = 2 * SHARDS
+# DynamoDB's limits per BatchGetItem and BatchWriteItem call.
+BATCH_GET_SIZE = 100
+BATCH_WRITE_SIZE = 25
+# Tries of a batch's unprocessed items, and the backoff between them (seconds): about 12 s
+# in all, enough for a throttled on-demand table to add capacity.
+BATCH_ATTEMPTS = 8
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 4.0
 
 
 def normalize_sequencer(sequencer: str | None) -> str | None:
     """Return an S3 event sequencer padded to a fixed width, upper-case (``None`` stays)."""
     return sequencer.upper().rjust(SEQUENCER_WIDTH, "0") if sequencer else None
+
+
+def _version_of(file_path: str, fields: dict[str, str | None], source: str | None, sequencer: str | None) -> str:
+    """Return a digest of one upload, so the indexer can tell whether the record changed under it."""
+    content = json.dumps([file_path, fields, source, sequencer], sort_keys=True)
+    return hashlib.sha256(content.encode()).hexdigest()[:32]
+
+
+def _backoff(attempt: int) -> None:
+    """Sleep before another try of unprocessed batch items: exponential, with full jitter."""
+    time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
 
 
 @dataclass(frozen=True)
@@ -98,10 +124,14 @@ class DynamoDBManager:
         source: str | None = None,
         sequencer: str | None = None,
     ) -> bool:
-        """Write the record of ``file_path``, unless a newer event already wrote it.
+        """Store an uploaded document's fields for ``file_path``, unless a newer event already did.
 
-        Attributes whose value is ``None`` are left out of the item: DynamoDB index keys
-        cannot be empty, and an absent attribute reads back as ``None`` anyway.
+        The five fields become the answered ones (and ``UploadedFields``); other attributes
+        are set as given. What the indexer stored from the file's header is kept: this is an
+        update, not a replacement. The upload is tied to the file version the record holds
+        (``UploadETag``, see ``managers/records.py``). Attributes whose value is ``None`` are
+        removed: DynamoDB index keys cannot be empty, and an absent attribute reads back as
+        ``None`` anyway.
 
         Parameters
         ----------
@@ -109,27 +139,166 @@ class DynamoDBManager:
             The JSON object's s3 path and its S3 event ``sequencer``. S3 delivers events at
             least once and in no fixed order; a record written from the same object by a
             later event (a greater sequencer) is kept. Sequencers of different objects do
-            not compare, so another source simply replaces the record.
+            not compare, so another source simply replaces the fields.
 
         Returns
         -------
         bool
             ``False`` when the write was refused because the stored record is newer.
         """
-        derived = {
-            **derived_attributes(file_path, attributes),
+        fields = {name: attributes.get(name) for name in FIELDS}
+        derived = derived_attributes(file_path, fields)
+        values: dict[str, str | None] = {
+            **attributes,
+            **fields,
+            # Every index attribute, None (removed) where the new fields give it no value.
+            **{name: derived.get(name) for name in INDEX_ATTRIBUTES},
             SOURCE_ATTRIBUTE: source,
             SEQUENCER_ATTRIBUTE: normalize_sequencer(sequencer),
+            # Deterministic, so a duplicate event writes the very same item.
+            records.UPLOAD_VERSION: _version_of(file_path, fields, source, sequencer),
         }
-        item = {PARTITION_KEY: {"S": file_path}}
-        item.update({name: {"S": value} for name, value in {**attributes, **derived}.items() if value is not None})
-        request: dict[str, Any] = {"TableName": self.table_name, "Item": item}
+        names: dict[str, str] = {}
+        expression_values: dict[str, Any] = {
+            ":uploaded": records.fields_map(fields),
+            ":unindexed": {"S": ""},
+        }
+        sets = [
+            f"#{records.UPLOADED_FIELDS} = :uploaded",
+            f"#{records.UPLOAD_ETAG} = if_not_exists(#{records.OBJECT_ETAG}, :unindexed)",
+        ]
+        removes = [f"#{records.DELETED}", f"#{records.EXPIRES_AT}"]
+        for name in (
+            records.UPLOADED_FIELDS,
+            records.UPLOAD_ETAG,
+            records.OBJECT_ETAG,
+            records.DELETED,
+            records.EXPIRES_AT,
+        ):
+            names[f"#{name}"] = name
+        for position, (name, value) in enumerate(values.items()):
+            names[f"#a{position}"] = name
+            if value is None:
+                removes.append(f"#a{position}")
+            else:
+                sets.append(f"#a{position} = :a{position}")
+                expression_values[f":a{position}"] = {"S": value}
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {PARTITION_KEY: {"S": file_path}},
+            "UpdateExpression": f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": expression_values,
+        }
         if source and sequencer:
-            request.update(
-                ConditionExpression="attribute_not_exists(#seq) OR #src <> :src OR #seq <= :seq",
-                ExpressionAttributeNames={"#seq": SEQUENCER_ATTRIBUTE, "#src": SOURCE_ATTRIBUTE},
-                ExpressionAttributeValues={":src": {"S": source}, ":seq": item[SEQUENCER_ATTRIBUTE]},
+            names.update({"#seq": SEQUENCER_ATTRIBUTE, "#src": SOURCE_ATTRIBUTE})
+            expression_values.update({":src": {"S": source}, ":seq": {"S": normalize_sequencer(sequencer) or ""}})
+            request["ConditionExpression"] = "attribute_not_exists(#seq) OR #src <> :src OR #seq <= :seq"
+        try:
+            with upstream("DynamoDB"):
+                self.client.update_item(**request)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get_item(self, file_path: str) -> dict[str, Any] | None:
+        """Return the raw stored item of ``file_path`` (a tombstone included), or ``None``."""
+        with upstream("DynamoDB"):
+            response = self.client.get_item(
+                TableName=self.table_name, Key={PARTITION_KEY: {"S": file_path}}, ConsistentRead=True
             )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def get_items(self, file_paths: list[str], attributes: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+        """Return the stored items of ``file_paths`` by path (BatchGetItem, 100 keys a call).
+
+        ``attributes``: only these (and ``FilePath``), when given. Keys DynamoDB leaves
+        unprocessed (throttling) are asked again with backoff.
+        """
+        projection: dict[str, Any] = {}
+        if attributes:
+            names = {f"#p{position}": name for position, name in enumerate((PARTITION_KEY, *attributes))}
+            projection = {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(file_paths), BATCH_GET_SIZE):
+            keys = [{PARTITION_KEY: {"S": path}} for path in dict.fromkeys(file_paths[start : start + BATCH_GET_SIZE])]
+            pending: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True, **projection}}
+            for attempt in range(BATCH_ATTEMPTS):
+                with upstream("DynamoDB"):
+                    response = self.client.batch_get_item(RequestItems=pending)
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[item[PARTITION_KEY]["S"]] = item
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                _backoff(attempt)
+            else:
+                raise UpstreamUnavailable("DynamoDB left reads unprocessed; try again shortly")
+        return found
+
+    def write_items(self, items: list[dict[str, Any]]) -> list[str]:
+        """Write whole items (BatchWriteItem, 25 a call); return the paths that could not be written.
+
+        Unprocessed items are sent again with exponential backoff; what is still unprocessed
+        after ``BATCH_ATTEMPTS`` tries is returned for the caller to report.
+        """
+        failed: list[str] = []
+        for start in range(0, len(items), BATCH_WRITE_SIZE):
+            chunk = items[start : start + BATCH_WRITE_SIZE]
+            pending: dict[str, Any] = {self.table_name: [{"PutRequest": {"Item": item}} for item in chunk]}
+            for attempt in range(BATCH_ATTEMPTS):
+                try:
+                    with upstream("DynamoDB"):
+                        response = self.client.batch_write_item(RequestItems=pending)
+                except UpstreamUnavailable:
+                    response = {"UnprocessedItems": pending}
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                _backoff(attempt)
+            failed += [
+                request["PutRequest"]["Item"][PARTITION_KEY]["S"] for request in pending.get(self.table_name, [])
+            ]
+        return failed
+
+    def write_item(self, item: dict[str, Any], expected: dict[str, Any] | None, sequencer: str | None) -> bool:
+        """Replace one item if the stored one is still ``expected`` and no newer event wrote it.
+
+        ``expected`` is the item read before ``item`` was built from it (``None``: there was
+        none). The write is refused when an upload changed it since (``UploadVersion``) or
+        when the stored ``ObjectSequencer`` is greater than ``sequencer``.
+
+        Returns
+        -------
+        bool
+            ``False`` when refused; the caller reads again and decides again.
+        """
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        version = (expected or {}).get(records.UPLOAD_VERSION)
+        if expected is None:
+            names["#key"] = PARTITION_KEY
+            conditions = ["attribute_not_exists(#key)"]
+        else:
+            names["#up"] = records.UPLOAD_VERSION
+            conditions = ["#up = :up" if version else "attribute_not_exists(#up)"]
+            if version:
+                values[":up"] = version
+        if sequencer:
+            names["#seq"] = records.OBJECT_SEQUENCER
+            values[":seq"] = {"S": sequencer}
+            conditions.append("(attribute_not_exists(#seq) OR #seq <= :seq)")
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": item,
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
         try:
             with upstream("DynamoDB"):
                 self.client.put_item(**request)
@@ -146,7 +315,7 @@ class DynamoDBManager:
                 TableName=self.table_name, Key={PARTITION_KEY: {"S": file_path}}, ConsistentRead=True
             )
         item: dict[str, Any] | None = response.get("Item")
-        return None if item is None else _record(item)
+        return None if item is None or records.is_tombstone(item) else _record(item)
 
     def ping(self) -> None:
         """Check that DynamoDB answers and the table is there (DescribeTable); raise if not."""

@@ -35,6 +35,10 @@ LIST_SHARD = "ListShard"
 # The value of every record's ListShard, before its shard suffix.
 LIST_VALUE = "all"
 
+# Every attribute derived_attributes may set: a writer that updates a record's fields sets the
+# new ones and removes the rest.
+INDEX_ATTRIBUTES: tuple[str, ...] = (SORT_ATTRIBUTE, LIST_SHARD, MODALITY_SHARD, INSTITUTION_SHARD)
+
 # Partitions per sharded key value: 8 partitions take 8,000 WCU/s of one modality, one
 # institution or the whole archive. Changing it means rewriting every record's shard keys.
 SHARDS = 8
@@ -48,9 +52,14 @@ INDEXES: dict[str, str] = {
     "ListShard-StudyDate": LIST_SHARD,
 }
 
-# Indexes earlier versions created and nothing queries any more. Deploy reports them and
-# leaves them: dropping an index is the operator's call (it may still serve an older API).
+# Indexes earlier versions created and nothing queries any more. Deploy drops them (kept, the
+# unsharded modality index would keep its hot partitions); docs/ARCHITECTURE.md says when.
 RETIRED_INDEXES: tuple[str, ...] = ("Modality-StudyDate", "StudyMonth-StudyDate")
+
+
+# The tombstone's expiry (managers/records.py), the table's TTL attribute: DynamoDB deletes a
+# deleted file's marker once no retry of its events can arrive any more.
+TTL_ATTRIBUTE = "ExpiresAt"
 
 
 def shard_of(file_path: str) -> int:

@@ -66,7 +66,7 @@ def test_dicom_metadata(client: FlaskClient, put_dicom: Callable[..., str]) -> N
 
 
 def test_stored_metadata_is_null_without_a_record(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
-    result = gql(client, STORED, p=put_dicom())
+    result = gql(client, STORED, p=put_dicom("unindexed/no-record.dcm"))  # outside dicom/: not indexed
     assert result == {"data": {"storedMetadata": None}}
 
 

@@ -95,7 +95,8 @@ def json_object(s3: Any) -> Iterator[Any]:
 
 def item_of(table: Any, file_path: str) -> dict[str, Any] | None:
     item = table.get_item(TableName=TABLE, Key={"FilePath": {"S": file_path}}, ConsistentRead=True).get("Item")
-    return None if item is None else {name: value["S"] for name, value in item.items()}
+    # String attributes only: an upload's UploadedFields is a map.
+    return None if item is None else {name: value["S"] for name, value in item.items() if "S" in value}
 
 
 def document(dicom_key: str, **fields: str | None) -> dict[str, Any]:

@@ -160,7 +160,8 @@ def test_upload_over_one_mib(client: FlaskClient, s3: Any) -> None:
 
 
 def test_fetch_without_a_record(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
-    s3_path = put_dicom()
+    # Outside dicom/, so the indexer does not give it a record.
+    s3_path = put_dicom("unindexed/no-record.dcm")
     assert_error(client.get("/fetch-dicom-metadata", query_string={"s3_path": s3_path}), 404, "NOT_FOUND")
 
 

@@ -1,0 +1,227 @@
+"""The bulk run: every object under a prefix of the bucket indexed from this machine.
+
+``python -m indexer s3://data-apps-ex/<prefix>/ [--workers N] [--report PATH] [--on-aws]``
+
+The listing is read a page (1,000 keys) at a time; each page's records are read in one
+BatchGetItem per 100 keys, objects whose record holds their ETag are skipped unread, the
+others are read header-only by a bounded pool of threads and written 25 per BatchWriteItem.
+A progress bar goes to stderr; one JSON summary line to stdout (DESIGN.md):
+``{"listed", "indexed", "unchanged", "failed", "seconds", "report"}``.
+
+Exit codes: 0 nothing failed; 1 some files failed (all others indexed; the report lists each
+with its code); 2 a usage or configuration error (another bucket, a malformed prefix, no
+backend); 130 interrupted (Ctrl-C: what was read is written, the summary printed, and a
+re-run continues, as finished files are skipped by their ETag).
+
+An object listed and then deleted before its header is read is not a failure: it is listed
+in the report with the code ``DELETED`` and counted in no total (so ``listed`` may exceed
+``indexed + unchanged + failed`` by that many).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from config import S3_BUCKET_NAME
+from errors import UpstreamUnavailable
+from local import DEFAULT_PORT, LOCAL_CREDENTIALS
+from managers.aws import client_config, load_secrets, make_client, upstream
+from managers.DynamoDBManager import DynamoDBManager
+from managers.indexing import Indexer, Listed, PageResult
+
+USAGE_ERROR = 2
+INTERRUPTED = 130
+DEFAULT_WORKERS = 32
+MAX_WORKERS = 256
+DEFAULT_REPORT = "index-failures.jsonl"
+PAGE_SIZE = 1000
+
+_PREFIX = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<prefix>.*)$")
+
+
+class UsageError(Exception):
+    """A usage or configuration error: the run exits 2 with this one-line message."""
+
+
+@dataclass
+class Totals:
+    """The counts of the summary line, and the failures for the report."""
+
+    listed: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+
+    def add(self, page: PageResult) -> None:
+        self.indexed += page.indexed
+        self.unchanged += page.unchanged
+        self.failed += page.failed
+
+
+def parse_prefix(s3_prefix: str) -> str:
+    """Return the key prefix of ``s3://<bucket>/<prefix>``; the bucket must be ``S3_BUCKET_NAME``."""
+    match = _PREFIX.match(s3_prefix or "")
+    if not match:
+        raise UsageError(f"S3_PREFIX must look like s3://{S3_BUCKET_NAME}/<prefix>/ (got a malformed prefix)")
+    if match["bucket"] != S3_BUCKET_NAME:
+        raise UsageError(f"only the bucket {S3_BUCKET_NAME!r} can be indexed, not {match['bucket']!r}")
+    return match["prefix"]
+
+
+def connect(workers: int) -> Indexer:
+    """Build the clients of the configured backend and check it answers.
+
+    Local: the embedded AWS of a running ``make run`` on ``LOCAL_AWS_PORT``. AWS: the
+    credentials of secrets.json or boto3's chain, honouring ``AWS_ENDPOINT_URL``.
+    """
+    backend = _backend()
+    config = client_config(max_pool_connections=max(32, workers + 4))
+    s3_config = client_config(max_pool_connections=max(32, workers + 4), s3={"addressing_style": "path"})
+    if backend == "local":
+        port = int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORT))
+        endpoint: str | None = f"http://127.0.0.1:{port}"
+        credentials: Any = LOCAL_CREDENTIALS
+        missing = f"no embedded AWS answers at {endpoint}: start `make run` (same LOCAL_AWS_PORT) first"
+    else:
+        endpoint, credentials = None, load_secrets()
+        missing = "AWS does not answer with these credentials (secrets.json, the default chain, AWS_ENDPOINT_URL)"
+    keys = (
+        (credentials.aws_access_key_id, credentials.aws_secret_access_key, credentials.aws_session_token)
+        if credentials
+        else (None, None, None)
+    )
+    s3 = make_client("s3", *keys, endpoint_url=endpoint, config=s3_config if endpoint else config)
+    dynamodb = DynamoDBManager(*keys, endpoint_url=endpoint, config=config)
+    try:
+        with upstream("S3"):
+            s3.head_bucket(Bucket=S3_BUCKET_NAME)
+        dynamodb.ping()
+    except Exception as exc:  # any failure here means no usable backend: one line, exit 2
+        raise UsageError(f"{missing} ({type(exc).__name__})") from exc
+    return Indexer(s3, dynamodb)
+
+
+def _backend() -> str:
+    from app import default_backend  # the one rule for local vs aws, shared with `make run`
+
+    try:
+        return default_backend()
+    except SystemExit as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def list_pages(indexer: Indexer, prefix: str) -> Iterator[list[Listed]]:
+    """Yield the objects under ``prefix`` a listing page at a time (keys only, no folders)."""
+    paginator = indexer.s3.get_paginator("list_objects_v2")
+    pages = paginator.paginate(Bucket=indexer.bucket, Prefix=prefix, PaginationConfig={"PageSize": PAGE_SIZE})
+    iterator = iter(pages)
+    while True:
+        with upstream("S3"):
+            page = next(iterator, None)
+        if page is None:
+            return
+        yield [Listed(item["Key"], item.get("ETag", "")) for item in page.get("Contents", [])]
+
+
+def run(indexer: Indexer, prefix: str, workers: int, report: Path) -> tuple[dict[str, Any], int]:
+    """Index everything under ``prefix``; return the summary and the exit code."""
+    started = time.monotonic()
+    totals = Totals()
+    failures: list[tuple[str, str]] = []
+    status = 0
+    bar = tqdm(total=0, unit="file", file=sys.stderr, desc="indexing", mininterval=0.5, dynamic_ncols=True)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="indexer") as pool:
+            page_result = PageResult()
+            try:
+                for page in list_pages(indexer, prefix):
+                    totals.listed += len(page)
+                    bar.total += len(page)
+                    bar.refresh()
+                    indexer.index_page(page, pool, on_done=bar.update, result=page_result)
+                    totals.add(page_result)
+                    failures += page_result.failures
+                    page_result = PageResult()  # counted: an interruption from here on adds nothing twice
+            except KeyboardInterrupt:
+                status = INTERRUPTED
+                pool.shutdown(wait=True, cancel_futures=True)
+                totals.add(page_result)  # what the interrupted page wrote before it stopped
+                failures += page_result.failures
+            except UpstreamUnavailable as exc:
+                totals.add(page_result)
+                failures += page_result.failures
+                # The listing or the record reads kept failing after the retries: stop here;
+                # a re-run resumes where this one stopped.
+                bar.write(f"index: stopped: {exc.message}", file=sys.stderr)
+                status = 1
+    finally:
+        bar.close()
+    if status == 0 and totals.failed:
+        status = 1
+    summary = {
+        "listed": totals.listed,
+        "indexed": totals.indexed,
+        "unchanged": totals.unchanged,
+        "failed": totals.failed,
+        "seconds": round(time.monotonic() - started, 2),
+        "report": write_report(report, failures),
+    }
+    return summary, status
+
+
+def write_report(path: Path, failures: list[tuple[str, str]]) -> str | None:
+    """Write one JSON line per failure (key and code); return the path, or ``None`` when none."""
+    if not failures:
+        path.unlink(missing_ok=True)  # a stale report of an earlier run would mislead
+        return None
+    with path.open("w", encoding="utf-8") as report:
+        for key, code in failures:
+            report.write(json.dumps({"key": key, "code": code}) + "\n")
+    return str(path)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m indexer", description="Index every object under an S3 prefix.")
+    parser.add_argument("s3_prefix", metavar="S3_PREFIX", help=f"s3://{S3_BUCKET_NAME}/<prefix>/")
+    parser.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS, help=f"header reads at once ({DEFAULT_WORKERS})"
+    )
+    parser.add_argument("--report", type=Path, default=Path(DEFAULT_REPORT), help=f"failure report ({DEFAULT_REPORT})")
+    parser.add_argument("--on-aws", action="store_true", help="submit the run to AWS (Step Functions) instead")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit code."""
+    # Warnings of retried calls carry codes only, and the summary says what failed: keep stderr for the bar.
+    logging.basicConfig(level=logging.ERROR, format="%(message)s")
+    args = parse_args(argv)
+    try:
+        if not 1 <= args.workers <= MAX_WORKERS:
+            raise UsageError(f"--workers must be between 1 and {MAX_WORKERS}")
+        prefix = parse_prefix(args.s3_prefix)
+        if args.on_aws:
+            from indexer.on_aws import submit  # only this path needs the AWS submission code
+
+            print(json.dumps(submit(prefix, os.environ.get("AWS_ENDPOINT_URL") or None)), flush=True)
+            return 0
+        indexer = connect(args.workers)
+    except UsageError as exc:
+        print(f"index: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    summary, status = run(indexer, prefix, args.workers, args.report)
+    print(json.dumps(summary), flush=True)
+    return status

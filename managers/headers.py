@@ -1,0 +1,169 @@
+"""Header-only reads for the indexer: the attributes a record keeps, and the object's version.
+
+The header is parsed by ``read_header`` over a ``RangedReader``, the same code as
+``/dicom-metadata``. The ranged GETs go through a plain boto3 S3 client (not ``S3Manager``,
+which needs ``requests``), so the indexer function's package carries only pydicom and boto3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import IO, Any, cast
+
+from botocore.exceptions import ClientError
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from errors import NotDicom, NotFound
+from managers.aws import error_code, http_status, upstream
+from managers.DicomManager import fields_of, read_header
+from managers.ranged import FIRST_REQUEST, RangedReader
+
+# DICOM keywords the records keep besides the five fields (DESIGN.md, "Indexing the archive").
+TEXT_ATTRIBUTES: tuple[str, ...] = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "SOPClassUID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyTime",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyID",
+    "SeriesDescription",
+    "BodyPartExamined",
+)
+# IS and US values, stored as DynamoDB numbers when they hold one valid integer.
+NUMBER_ATTRIBUTES: tuple[str, ...] = ("SeriesNumber", "InstanceNumber", "Rows", "Columns", "NumberOfFrames")
+
+_MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+# What converting a raw element of a malformed header can raise.
+_DECODE_ERRORS = (ValueError, KeyError, TypeError, OverflowError, UnicodeError)
+
+
+class ObjectChanged(Exception):
+    """Raised when the object was overwritten between two ranged reads of one header."""
+
+
+@dataclass
+class HeaderRecord:
+    """What the indexer learned from one object: its version and its header's attributes."""
+
+    s3_path: str
+    etag: str
+    size: int
+    last_modified: str
+    fields: dict[str, str | None]
+    texts: dict[str, str] = field(default_factory=dict)
+    numbers: dict[str, int] = field(default_factory=dict)
+
+
+class VersionedFetch:
+    """``RangedReader``'s fetch over a boto3 S3 client that keeps the object's ETag.
+
+    Every read after the first is made ``IfMatch`` that ETag, so a header is never stitched
+    together from two versions of an overwritten object.
+    """
+
+    def __init__(self, client: Any, bucket: str, key: str) -> None:
+        self.client, self.bucket, self.key = client, bucket, key
+        self.etag: str | None = None
+        self.last_modified = ""
+
+    def __call__(self, start: int, length: int) -> tuple[bytes, int]:
+        request: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self.key,
+            "Range": f"bytes={start}-{start + length - 1}",
+        }
+        if self.etag:
+            request["IfMatch"] = self.etag
+        try:
+            with upstream("S3"):
+                response = self.client.get_object(**request)
+                data: bytes = response["Body"].read()
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in _MISSING_CODES or http_status(exc) == 404:
+                raise NotFound("the object is gone") from exc
+            if code == "PreconditionFailed" or http_status(exc) == 412:
+                raise ObjectChanged("the object changed while its header was read") from exc
+            if code == "InvalidRange":  # S3's answer for a range of an empty object
+                self.etag = self.etag or ""
+                return b"", 0
+            raise
+        if self.etag is None:
+            self.etag = str(response.get("ETag", ""))
+            modified = response.get("LastModified")
+            self.last_modified = modified.isoformat() if modified is not None else ""
+        content_range = response.get("ContentRange", "")
+        total = int(content_range.rsplit("/", 1)[-1]) if "/" in content_range else len(data)
+        return data, total
+
+
+def read_header_record(client: Any, bucket: str, key: str, s3_path: str) -> HeaderRecord:
+    """Read the header of ``bucket``/``key`` (ranged GETs only) and return what a record keeps.
+
+    Raises
+    ------
+    NotFound
+        When the object is absent (deleted since it was listed or notified).
+    NotDicom
+        When it is not a readable DICOM file (empty, text, truncated header).
+    ObjectChanged
+        When it was overwritten mid-read; reading again gets the new version.
+    UpstreamUnavailable
+        When S3 cannot be reached or throttles.
+    """
+    fetch = VersionedFetch(client, bucket, key)
+    with RangedReader(fetch, FIRST_REQUEST) as reader:
+        if reader.size == 0:
+            raise NotDicom("the object is empty")
+        dataset = read_header(cast(IO[bytes], reader))
+        record = HeaderRecord(
+            s3_path=s3_path,
+            etag=fetch.etag or "",
+            size=reader.size,
+            last_modified=fetch.last_modified,
+            fields=fields_of(dataset),
+        )
+        try:
+            record.texts, record.numbers = header_attributes(dataset)
+        except _DECODE_ERRORS as exc:
+            raise NotDicom(f"the DICOM header cannot be decoded ({type(exc).__name__})") from exc
+    return record
+
+
+def header_attributes(dataset: Dataset) -> tuple[dict[str, str], dict[str, int]]:
+    """Return the text attributes (PN as its string form) and the valid integer ones."""
+    texts = {}
+    for keyword in TEXT_ATTRIBUTES:
+        value = _text(dataset.get(keyword))
+        if value is not None:
+            texts[keyword] = value
+    numbers = {}
+    for keyword in NUMBER_ATTRIBUTES:
+        number = _integer(dataset.get(keyword))
+        if number is not None:
+            numbers[keyword] = number
+    return texts, numbers
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, MultiValue):
+        return "\\".join(str(item) for item in value) or None
+    return str(value) or None
+
+
+def _integer(value: Any) -> int | None:
+    """Return one integer value (IS or US), or ``None`` when absent, multiple or malformed."""
+    if value is None or value == "" or isinstance(value, MultiValue):
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None

@@ -1,0 +1,153 @@
+"""``python -m indexer`` run as a subprocess against an embedded AWS in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.process import ROOT, LocalAWSProcess
+from local.samples import SampleSpec, build_file
+from managers.aws import make_client
+from managers.DynamoDBManager import DynamoDBManager
+
+BUCKET = "data-apps-ex"
+PREFIX = "archive/cli/"
+SUMMARY_KEYS = ["listed", "indexed", "unchanged", "failed", "seconds", "report"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[LocalAWSProcess]:
+    with LocalAWSProcess(free_port()) as process:
+        s3 = make_client("s3", "local", "local", endpoint_url=process.endpoint_url)
+        for n in range(30):
+            s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}{n:02}.dcm", Body=build_file(SampleSpec(patient_id=f"CLI-{n}")))
+        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}README.txt", Body=b"not a DICOM file")
+        yield process
+
+
+def index(port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LOCAL_AWS_PORT": str(port), "DICOM_META_BACKEND": "local"}
+    return subprocess.run(
+        [sys.executable, "-m", "indexer", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout
+    summary: dict[str, Any] = json.loads(lines[0])
+    assert list(summary) == SUMMARY_KEYS
+    return summary
+
+
+def test_a_run_then_a_rerun(aws: LocalAWSProcess, tmp_path: Path) -> None:
+    report = tmp_path / "failures.jsonl"
+    # WHEN the prefix is indexed
+    first = index(aws.port, f"s3://{BUCKET}/{PREFIX}", "--workers", "4", "--report", str(report))
+    # THEN every DICOM file is indexed, the README is reported, and the exit code says so
+    assert first.returncode == 1, first.stderr
+    summary = summary_of(first)
+    assert {k: summary[k] for k in ("listed", "indexed", "unchanged", "failed")} == {
+        "listed": 31,
+        "indexed": 30,
+        "unchanged": 0,
+        "failed": 1,
+    }
+    assert summary["report"] == str(report)
+    assert [json.loads(line) for line in report.read_text().splitlines()] == [
+        {"key": f"{PREFIX}README.txt", "code": "NOT_DICOM"}
+    ]
+    assert "file" in first.stderr  # the progress bar
+    dynamodb = DynamoDBManager("local", "local", endpoint_url=aws.endpoint_url)
+    assert (dynamodb.get_record(f"s3://{BUCKET}/{PREFIX}07.dcm") or {})["PatientID"] == "CLI-7"
+    # WHEN it runs again over the unchanged prefix: nothing is read again
+    again = summary_of(index(aws.port, f"s3://{BUCKET}/{PREFIX}", "--report", str(report)))
+    assert {k: again[k] for k in ("listed", "indexed", "unchanged", "failed")} == {
+        "listed": 31,
+        "indexed": 0,
+        "unchanged": 30,
+        "failed": 1,
+    }
+
+
+def test_a_clean_prefix_exits_0_without_a_report(aws: LocalAWSProcess, tmp_path: Path) -> None:
+    result = index(aws.port, f"s3://{BUCKET}/{PREFIX}0", "--report", str(tmp_path / "r.jsonl"))
+    assert result.returncode == 0, result.stderr
+    summary = summary_of(result)
+    assert summary["listed"] == 10 and summary["failed"] == 0 and summary["report"] is None
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        ("s3://another-bucket/dicom/", "only the bucket 'data-apps-ex'"),
+        ("data-apps-ex/dicom/", "S3_PREFIX must look like s3://data-apps-ex/<prefix>/"),
+        ("", "S3_PREFIX must look like"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(aws: LocalAWSProcess, prefix: str, message: str) -> None:
+    result = index(aws.port, prefix)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_running_backend_exits_2(tmp_path: Path) -> None:
+    result = index(free_port(), f"s3://{BUCKET}/dicom/")
+    assert result.returncode == 2
+    assert "no embedded AWS answers at http://127.0.0.1:" in result.stderr
+    assert "make run" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_a_rerun_continues(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # GIVEN a slow network (20 ms per call), so that one worker takes a few seconds
+    monkeypatch.setenv("LOCAL_AWS_LATENCY_MS", "20")
+    with LocalAWSProcess(free_port()) as slow:
+        s3 = make_client("s3", "local", "local", endpoint_url=slow.endpoint_url)
+        data = build_file(SampleSpec())
+        for n in range(120):
+            s3.put_object(Bucket=BUCKET, Key=f"slow/{n:03}.dcm", Body=data)
+        env = {**os.environ, "LOCAL_AWS_PORT": str(slow.port), "DICOM_META_BACKEND": "local"}
+        command = [sys.executable, "-m", "indexer", f"s3://{BUCKET}/slow/", "--workers", "1"]
+        command += ["--report", str(tmp_path / "r.jsonl")]
+        # WHEN it is interrupted mid-run (Ctrl-C)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        assert process.stderr is not None
+        progress = ""
+        while "20/120" not in progress and "file/s" not in progress and time.monotonic() < deadline:
+            progress += process.stderr.read(64)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+        # THEN it says what it did and exits 130
+        assert process.returncode == 130
+        interrupted = json.loads(out.strip().splitlines()[-1])
+        assert 0 < interrupted["indexed"] < 120
+        # … and a re-run skips what was written and indexes the rest
+        again = index(slow.port, f"s3://{BUCKET}/slow/", "--report", str(tmp_path / "r.jsonl"))
+        assert again.returncode == 0
+        summary = summary_of(again)
+        assert summary["unchanged"] == interrupted["indexed"]
+        assert summary["indexed"] == 120 - interrupted["indexed"]
