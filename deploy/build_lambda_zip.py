@@ -69,9 +69,13 @@ def imported_names(path: Path) -> set[str]:
     """Return every dotted name ``path`` imports; ``from a import b`` gives ``a`` and ``a.b``.
 
     ``a.b`` may be a submodule or just an attribute; the caller keeps it only if it is a file.
-    Imports inside functions count too: they run in the Lambda all the same.
+    Imports inside functions count too: they run in the Lambda all the same. Imports under
+    ``if TYPE_CHECKING:`` do not: they never run.
     """
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            node.body = []
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -83,6 +87,13 @@ def imported_names(path: Path) -> set[str]:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    """Tell whether an ``if`` tests ``TYPE_CHECKING`` (or ``typing.TYPE_CHECKING``)."""
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def shown(path: Path) -> str:

@@ -279,3 +279,14 @@ def test_fan_out_task_invokes_the_indexer_and_retries_lambda_trouble() -> None:
     )
     worst = (1 + transient["MaxAttempts"]) * 60 + transient["IntervalSeconds"] + backoff
     assert worst < 300 and task["TimeoutSeconds"] > 60
+
+
+def test_imports_under_type_checking_are_not_followed(tmp_path: Path) -> None:
+    # GIVEN a module importing one name at run time and another for its type hints only
+    module = tmp_path / "typed.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\nimport json\nif TYPE_CHECKING:\n    from requests import Session\n"
+    )
+    # WHEN the builder follows its imports THEN only what runs is a dependency
+    names = builder.imported_names(module)
+    assert "json" in names and "requests" not in names and "requests.Session" not in names
