@@ -491,8 +491,7 @@ def test_role_has_one_least_privilege_inline_policy(first_deploy: Stage) -> None
     log_group = f"arn:aws:logs:{AWS_REGION}:{ACCOUNT}:log-group:/aws/lambda/{LAMBDA_FUNCTION_NAME}"
     assert grants == {
         "s3:GetObject": [f"arn:aws:s3:::{S3_BUCKET_NAME}/json/*"],
-        "dynamodb:PutItem": [state["table"]["TableArn"]],
-        "dynamodb:UpdateItem": [state["table"]["TableArn"]],  # the months registry of the date index
+        "dynamodb:UpdateItem": [state["table"]["TableArn"]],  # put_record: an upload updates the record
         "sqs:SendMessage": [state["dlq"]["QueueArn"]],
         "logs:CreateLogGroup": [log_group, f"{log_group}:*"],
         "logs:CreateLogStream": [log_group, f"{log_group}:*"],

@@ -84,7 +84,6 @@ IAM_ACTION = {
     "HeadBucket": "s3:ListBucket",
     "GetItem": "dynamodb:GetItem",
     "Query": "dynamodb:Query",
-    "Scan": "dynamodb:Scan",
     "DescribeTable": "dynamodb:DescribeTable",
 }
 
