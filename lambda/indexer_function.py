@@ -20,17 +20,18 @@ from __future__ import annotations
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
-from urllib.parse import unquote_plus
+from typing import Any
 
 from config import S3_BUCKET_NAME
-from errors import DicomMetaError, NotDicom, NotFound, UpstreamUnavailable
+from errors import DicomMetaError, NotDicom, NotFound, UpstreamUnavailable, scrubbed_traceback
 from managers.aws import make_client
 from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
+from managers.s3_events import InvalidS3Event, S3EventRecord, event_records, is_test_event
 
-log = logging.getLogger()
-log.setLevel(logging.INFO)
+# Our own logger, levelled in the handler, never at import: the embedded AWS imports this
+# module into the API's process, whose logging is its own.
+log = logging.getLogger("dicom_meta.indexer")
 
 DICOM_PREFIX = "dicom/"
 # Header reads of a Step Functions batch in parallel: the function waits on S3, not the CPU.
@@ -44,28 +45,10 @@ class IndexingFailed(Exception):
     """Raised at the end of an invocation in which a record failed for a transient reason."""
 
 
-class S3EventRecord(NamedTuple):
-    """The part of one S3 event notification record the indexer reads.
-
-    A NamedTuple, not a dataclass: the handler is loaded from its file without a package,
-    where dataclasses cannot resolve postponed annotations.
-    """
-
-    bucket: str
-    key: str
-    removed: bool
-    sequencer: str | None
-
-    @classmethod
-    def parse(cls, record: dict[str, Any]) -> S3EventRecord:
-        """Read a record of an S3 event (keys are URL-encoded: ``+`` is a space)."""
-        s3 = record["s3"]
-        return cls(
-            bucket=s3["bucket"]["name"],
-            key=unquote_plus(s3["object"]["key"]),
-            removed=str(record.get("eventName", "")).startswith("ObjectRemoved"),
-            sequencer=normalize_sequencer(s3["object"].get("sequencer")),
-        )
+def _configure_logging() -> None:
+    # INFO for the per-record lines; the Lambda runtime's root handler writes them.
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
 
 
 def _indexer() -> Indexer:
@@ -85,16 +68,17 @@ def process_record(record: S3EventRecord) -> str:
     if record.bucket != S3_BUCKET_NAME or not record.key.startswith(DICOM_PREFIX):
         return "skipped"
     indexer = _indexer()
-    if record.removed and record.sequencer:
-        return indexer.remove(record.key, record.sequencer)
+    sequencer = normalize_sequencer(record.sequencer)
+    if record.is_removal and sequencer:
+        return indexer.remove(record.key, sequencer)
     try:
-        return indexer.index_object(record.key, record.sequencer)
+        return indexer.index_object(record.key, sequencer)
     except NotFound:
         # Gone since the event: with a sequencer its own delete event removes the record;
         # without one (moto) the current state is what counts, and it is absent.
-        return "gone" if record.sequencer else indexer.remove(record.key)
+        return "gone" if sequencer else indexer.remove(record.key)
     except NotDicom:
-        indexer.remove(record.key, record.sequencer, only_indexed=True)
+        indexer.remove(record.key, sequencer, only_indexed=True)
         return "not_dicom"
 
 
@@ -102,7 +86,7 @@ def handle_s3_event(event: dict[str, Any], context: Any) -> dict[str, int]:
     """Apply every record of an S3 event; raise at the end if one failed transiently."""
     counts: dict[str, int] = {}
     transient = 0
-    for index, raw in enumerate(event.get("Records", [])):
+    for index, raw in enumerate(event_records(event)):
         line: dict[str, Any] = {"event": "index_record", "index": index}
         try:
             outcome = process_record(S3EventRecord.parse(raw))
@@ -112,9 +96,16 @@ def handle_s3_event(event: dict[str, Any], context: Any) -> dict[str, int]:
         except DicomMetaError as exc:
             outcome = "failed"
             line["code"] = exc.code
-        except (KeyError, TypeError, AttributeError) as exc:
+        except InvalidS3Event:
+            # A record S3 would never send: not retried (it would fail the same way), logged.
             outcome = "failed"
-            line["code"] = f"MALFORMED_RECORD ({type(exc).__name__})"
+            line["code"] = "INVALID_EVENT"
+        except Exception as exc:  # noqa: BLE001 - one record's bug must not hide the others
+            # A bug, not bad input: logged without its message (it may quote a key), then the
+            # event is retried and, failing again, dead-lettered rather than dropped.
+            outcome, transient = "failed", transient + 1
+            line["code"] = "INTERNAL"
+            log.error("unexpected failure on record %d\n%s", index, scrubbed_traceback(exc))
         counts[outcome] = counts.get(outcome, 0) + 1
         # Outcome and code only: keys and header values may hold patient data.
         line.update(outcome=outcome, request_id=getattr(context, "aws_request_id", None))
@@ -122,7 +113,7 @@ def handle_s3_event(event: dict[str, Any], context: Any) -> dict[str, int]:
             line["code"] = NotDicom.code
         log.info(json.dumps(line))
     if transient:
-        raise IndexingFailed(f"{transient} record(s) failed transiently; the event is retried")
+        raise IndexingFailed(f"{transient} record(s) failed transiently or unexpectedly; the event is retried")
     return counts
 
 
@@ -152,7 +143,8 @@ def handle_batch(event: dict[str, Any]) -> dict[str, Any]:
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Index the objects of an S3 event or of a Step Functions batch."""
-    if event.get("Event") == "s3:TestEvent":
+    _configure_logging()
+    if is_test_event(event):
         log.info(json.dumps({"event": "s3_test_event", "outcome": "skipped"}))
         return {}
     if "Items" in event:

@@ -423,3 +423,23 @@ print(callable(module.lambda_handler))
 """
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "True", done.stderr
+
+
+def test_a_malformed_record_is_reported_not_retried(handler: ModuleType, caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN an event whose record lacks its object key (S3 never sends that)
+    broken = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "data-apps-ex"}}}]}
+    # WHEN it is handled THEN it fails as an invalid event, logged by its code, without a retry
+    with caplog.at_level("INFO"):
+        assert handler.lambda_handler(broken, LambdaContext()) == {"failed": 1}
+    assert any('"code": "INVALID_EVENT"' in record.getMessage() for record in caplog.records)
+
+
+def test_importing_the_indexer_leaves_logging_alone() -> None:
+    code = (
+        "import importlib.util, logging;"
+        f"spec = importlib.util.spec_from_file_location('indexer_function', {str(INDEXER_FILE)!r});"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
+        "print(logging.getLogger().level, logging.getLogger('dicom_meta.indexer').level)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(logging.WARNING), str(logging.NOTSET)]
