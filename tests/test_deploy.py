@@ -674,8 +674,9 @@ def test_shipped_indexer_runs_a_map_batch_with_only_what_lambda_has(shipped_inde
     assert result["failures"] == [{"key": INDEX_PROBE_TEXT_KEY, "code": "NOT_DICOM"}]
     item = shipped_indexer["item"]
     assert (item["PatientID"], item["Modality"]) == ({"S": "INDEX-1"}, {"S": "MR"})
-    # Generous bounds only; the numbers themselves are reported (docs/ARCHITECTURE.md).
-    assert shipped_indexer["peak_mb"] < 256 and shipped_indexer["import_seconds"] < 10
+    # Generous bounds only; the numbers themselves are reported (docs/ARCHITECTURE.md). The
+    # function is deployed with 512 MB (INDEXER_MEMORY in deploy_resources.sh).
+    assert shipped_indexer["peak_mb"] < 512 and shipped_indexer["import_seconds"] < 10
 
 
 # --- the bulk index's fan-out ------------------------------------------------------------
