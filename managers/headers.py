@@ -39,6 +39,9 @@ TEXT_ATTRIBUTES: tuple[str, ...] = (
 NUMBER_ATTRIBUTES: tuple[str, ...] = ("SeriesNumber", "InstanceNumber", "Rows", "Columns", "NumberOfFrames")
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+# The indexer's role may GET dicom/* but not list the bucket, and without s3:ListBucket S3
+# answers 403 rather than 404 for a key that is gone: for the indexer, that object is gone.
+_DENIED_CODES = frozenset({"AccessDenied", "403"})
 # What converting a raw element of a malformed header can raise.
 _DECODE_ERRORS = (ValueError, KeyError, TypeError, OverflowError, UnicodeError)
 
@@ -86,7 +89,7 @@ class VersionedFetch:
                 data: bytes = response["Body"].read()
         except ClientError as exc:
             code = error_code(exc)
-            if code in _MISSING_CODES or http_status(exc) == 404:
+            if code in _MISSING_CODES | _DENIED_CODES or http_status(exc) in (403, 404):
                 raise NotFound("the object is gone") from exc
             if code == "PreconditionFailed" or http_status(exc) == 412:
                 raise ObjectChanged("the object changed while its header was read") from exc

@@ -18,13 +18,15 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
+from errors import NotFound
 from local.events import INDEXER_FILE, LambdaContext, load_handler_module
 from local.process import ROOT
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS, create_table
 from managers.DynamoDBManager import DynamoDBManager, SearchFilter, normalize_sequencer
+from managers.headers import VersionedFetch
 from managers.indexing import Indexer, Listed
 from tests.test_lambda import s3_record
 
@@ -443,3 +445,13 @@ def test_importing_the_indexer_leaves_logging_alone() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.split() == [str(logging.WARNING), str(logging.NOTSET)]
+
+
+def test_a_get_denied_for_want_of_list_bucket_reads_as_gone() -> None:
+    # GIVEN S3 answering 403, as it does for a missing key to a role without s3:ListBucket
+    denied: Any = {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+    client = mock.Mock()
+    client.get_object.side_effect = ClientError(denied, "GetObject")
+    # WHEN the indexer reads the header THEN the object is gone, not an unexpected failure
+    with pytest.raises(NotFound):
+        VersionedFetch(client, "data-apps-ex", "dicom/gone.dcm")(0, 1024)
