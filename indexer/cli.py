@@ -27,7 +27,6 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +36,10 @@ from tqdm import tqdm
 
 from config import S3_BUCKET_NAME
 from errors import UpstreamUnavailable
-from local import DEFAULT_PORT, LOCAL_CREDENTIALS
-from managers.aws import client_config, load_secrets, make_client, upstream
+from local import LOCAL_CREDENTIALS, local_aws_port
+from managers.aws import client_config, load_secrets, make_client
 from managers.DynamoDBManager import DynamoDBManager
-from managers.indexing import Indexer, Listed, PageResult
+from managers.indexing import Indexer, PageResult
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
@@ -91,8 +90,7 @@ def connect(workers: int) -> Indexer:
     config = client_config(max_pool_connections=max(32, workers + 4))
     s3_config = client_config(max_pool_connections=max(32, workers + 4), s3={"addressing_style": "path"})
     if backend == "local":
-        port = int(os.environ.get("LOCAL_AWS_PORT", DEFAULT_PORT))
-        endpoint: str | None = f"http://127.0.0.1:{port}"
+        endpoint: str | None = f"http://127.0.0.1:{local_aws_port()}"
         credentials: Any = LOCAL_CREDENTIALS
         missing = f"no embedded AWS answers at {endpoint}: start `make run` (same LOCAL_AWS_PORT) first"
     else:
@@ -105,13 +103,12 @@ def connect(workers: int) -> Indexer:
     )
     s3 = make_client("s3", *keys, endpoint_url=endpoint, config=s3_config if endpoint else config)
     dynamodb = DynamoDBManager(*keys, endpoint_url=endpoint, config=config)
+    indexer = Indexer(s3, dynamodb)
     try:
-        with upstream("S3"):
-            s3.head_bucket(Bucket=S3_BUCKET_NAME)
-        dynamodb.ping()
+        indexer.ping()
     except Exception as exc:  # any failure here means no usable backend: one line, exit 2
         raise UsageError(f"{missing} ({type(exc).__name__})") from exc
-    return Indexer(s3, dynamodb)
+    return indexer
 
 
 def _backend() -> str:
@@ -121,19 +118,6 @@ def _backend() -> str:
         return default_backend()
     except SystemExit as exc:
         raise UsageError(str(exc)) from exc
-
-
-def list_pages(indexer: Indexer, prefix: str) -> Iterator[list[Listed]]:
-    """Yield the objects under ``prefix`` a listing page at a time (keys only, no folders)."""
-    paginator = indexer.s3.get_paginator("list_objects_v2")
-    pages = paginator.paginate(Bucket=indexer.bucket, Prefix=prefix, PaginationConfig={"PageSize": PAGE_SIZE})
-    iterator = iter(pages)
-    while True:
-        with upstream("S3"):
-            page = next(iterator, None)
-        if page is None:
-            return
-        yield [Listed(item["Key"], item.get("ETag", "")) for item in page.get("Contents", [])]
 
 
 def run(indexer: Indexer, prefix: str, workers: int, report: Path) -> tuple[dict[str, Any], int]:
@@ -147,7 +131,7 @@ def run(indexer: Indexer, prefix: str, workers: int, report: Path) -> tuple[dict
         with ThreadPoolExecutor(workers, thread_name_prefix="indexer") as pool:
             page_result = PageResult()
             try:
-                for page in list_pages(indexer, prefix):
+                for page in indexer.list_pages(prefix, PAGE_SIZE):
                     totals.listed += len(page)
                     bar.total += len(page)
                     bar.refresh()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from config import S3_BUCKET_NAME
 from errors import DicomMetaError, NotFound, UpstreamUnavailable
 from managers import records
+from managers.aws import upstream
 from managers.DynamoDBManager import DynamoDBManager
 from managers.headers import HeaderRecord, ObjectChanged, read_header_record
 from metadata import s3_path_of
@@ -67,6 +68,23 @@ class Indexer:
 
     def path_of(self, key: str) -> str:
         return s3_path_of(self.bucket, key)
+
+    def ping(self) -> None:
+        """Check that S3 and DynamoDB answer and the bucket and table are there; raise if not."""
+        with upstream("S3"):
+            self.s3.head_bucket(Bucket=self.bucket)
+        self.dynamodb.ping()
+
+    def list_pages(self, prefix: str, page_size: int = 1000) -> Iterator[list[Listed]]:
+        """Yield the objects under ``prefix`` a listing page at a time (keys and ETags)."""
+        paginator = self.s3.get_paginator("list_objects_v2")
+        pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}))
+        while True:
+            with upstream("S3"):
+                page = next(pages, None)
+            if page is None:
+                return
+            yield [Listed(item["Key"], item.get("ETag", "")) for item in page.get("Contents", [])]
 
     def read(self, key: str) -> HeaderRecord:
         """Read the header of ``key``, again when it was overwritten mid-read.
