@@ -51,6 +51,12 @@ class SampleSpec:
     rows: int = 16
     sop_instance_uid: str = field(default_factory=generate_uid)
     preamble: bool = True
+    # A study of several files shares these; None gives the file a study and series of its own.
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+    series_number: int | None = None
+    instance_number: int | None = None
+    accession_number: str | None = None
 
     @property
     def file_name(self) -> str:
@@ -65,8 +71,12 @@ def build_dataset(spec: SampleSpec, pixel_data: bytes | None = None) -> Dataset:
         ds.SpecificCharacterSet = spec.character_set
     ds.SOPClassUID = CTImageStorage
     ds.SOPInstanceUID = spec.sop_instance_uid
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
+    ds.StudyInstanceUID = spec.study_instance_uid or generate_uid()
+    ds.SeriesInstanceUID = spec.series_instance_uid or generate_uid()
+    if spec.series_number is not None:
+        ds.SeriesNumber = spec.series_number
+    if spec.instance_number is not None:
+        ds.InstanceNumber = spec.instance_number
     for keyword, value in (
         ("StudyDate", spec.study_date),
         ("Modality", spec.modality),
@@ -75,6 +85,7 @@ def build_dataset(spec: SampleSpec, pixel_data: bytes | None = None) -> Dataset:
         ("SeriesDescription", spec.series_description),
         ("PatientName", spec.patient_name),
         ("PatientID", spec.patient_id),
+        ("AccessionNumber", spec.accession_number),
     ):
         if value is not None:
             setattr(ds, keyword, value)

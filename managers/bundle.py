@@ -13,6 +13,7 @@ from managers.aws import Credentials
 from managers.DicomManager import DicomManager
 from managers.DynamoDBManager import DynamoDBManager
 from managers.S3Manager import S3Manager
+from managers.studies import StudyIndex
 
 # Extractions of one app running at once, across all batch requests: enough to hide S3's
 # latency, well within the S3 client's 32 pooled connections (managers/aws.py).
@@ -35,6 +36,11 @@ class Managers:
     dynamodb: DynamoDBManager
     dicom: DicomManager
     pool: ThreadPoolExecutor = field(default_factory=_batch_pool)
+    # Studies, series and instances, read through the same DynamoDB client.
+    studies: StudyIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "studies", StudyIndex(self.dynamodb))  # frozen: set once, here
 
     @classmethod
     def create(cls, credentials: Credentials | None = None, endpoint_url: str | None = None) -> Managers:
