@@ -17,7 +17,7 @@ from pydicom.uid import generate_uid
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS, create_table
 from managers import aggregates
-from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
+from managers.DynamoDBManager import SHARD_WORKERS, DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
 from managers.studies import StudyCriteria, StudyIndex, TextMatch
 from seeds import SEED_STUDY_UID
@@ -220,3 +220,11 @@ def test_the_embedded_aws_seeds_a_study_indexed_on_arrival(local_aws: LocalAWS) 
     ]
     found, _ = seeded.search_studies(StudyCriteria(patient_name=TextMatch.parse("*joh*", "patientName")), 10)
     assert SEED_STUDY_UID in [study.study_instance_uid for study in found]
+
+
+def test_the_series_of_more_studies_than_the_pool_has_workers(studies: StudyIndex) -> None:
+    # Each study's Query runs on the pool's thread that asked for it: none waits for another task.
+    uids = [str(generate_uid()) for _ in range(SHARD_WORKERS * 2 + 3)]
+    with ThreadPoolExecutor(1) as guard:
+        found = guard.submit(studies.series_of, uids).result(timeout=60)
+    assert found == {uid: [] for uid in uids}
