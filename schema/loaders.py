@@ -37,15 +37,29 @@ class LevelLoader(Generic[K, V]):
     def __init__(self, load_many: Callable[[list[K]], Mapping[K, V]]) -> None:
         self._load_many = load_many
         self._cache: dict[K, V | None] = {}
+        # A failed batch fails each of its keys once, not once per key: under an outage the
+        # siblings would otherwise each wait for their own timeout.
+        self._failed: dict[K, Exception] = {}
 
     def load(self, key: K, level: Iterable[K] = ()) -> V | None:
         """Return the value of ``key`` (``None`` when there is none).
 
         On a miss, ``key`` and the keys of ``level`` not loaded yet are loaded in one call.
+
+        Raises
+        ------
+        Exception
+            Whatever ``load_many`` raised for the batch that held ``key``.
         """
+        if key in self._failed:
+            raise self._failed[key]
         if key not in self._cache:
-            batch = [k for k in dict.fromkeys([key, *level]) if k not in self._cache]
-            found = self._load_many(batch)
+            batch = [k for k in dict.fromkeys([key, *level]) if k not in self._cache and k not in self._failed]
+            try:
+                found = self._load_many(batch)
+            except Exception as exc:
+                self._failed.update(dict.fromkeys(batch, exc))
+                raise
             self._cache.update((k, found.get(k)) for k in batch)
         return self._cache[key]
 
