@@ -83,6 +83,7 @@ def test_example_query_runs_offline_in_chromium(live_url: str, page: Page) -> No
     response = page.locator(".graphiql-response")
     expect(response).to_contain_text('"patientId": "PAT-0001"')
     expect(response).to_contain_text('"modality": "CT"')
+    expect(response).to_contain_text('"numberOfSeries"')  # the study list
 
     # The Docs explorer lists the schema's fields: introspection works in the page.
     page.get_by_label("Show Documentation Explorer").click()
