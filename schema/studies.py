@@ -127,7 +127,8 @@ class Series:
 
 
 @strawberry.type(
-    description="One study: the values its instances' headers hold, and exact counts of its series and instances."
+    description="One study: the values its instances' headers hold (where they disagree, the first instance "
+    "indexed with a value gives it), and exact counts of its series and instances."
 )
 class Study:
     study_instance_uid: str = strawberry.field(description="StudyInstanceUID (0020,000D).")
