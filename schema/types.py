@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, NewType, TypeVar
 
@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 import resolvers
 from resolvers import ExtractionFailure, StoredObject
+from schema.loaders import Loaders
 
 if TYPE_CHECKING:
     from managers.bundle import Managers
@@ -23,10 +24,14 @@ Long = NewType("Long", int)
 
 @dataclass
 class Context:
-    """What every resolver receives as ``info.context``: built once per request."""
+    """What every resolver receives as ``info.context``: built once per request, its loaders with it."""
 
     managers: Managers
     request_id: str
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.managers)
 
 
 @strawberry.type(description="The five DICOM fields of one file; null where the file has no value.")
