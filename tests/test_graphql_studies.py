@@ -453,11 +453,6 @@ def test_study_queries_log_no_patient_values(
         assert value not in caplog.text
 
 
-@pytest.mark.skip(
-    reason="deadlocks: StudyIndex.series_of runs each study on DynamoDBManager's pool (map_parallel) and "
-    "each of those waits for a Query submitted to the same pool, so SHARD_WORKERS studies or more hold "
-    "every worker forever; unskip once managers/ no longer nests the pool"
-)
 def test_a_page_of_more_studies_than_the_pool_has_workers(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
     prefix = f"GQP{uuid.uuid4().hex[:8].upper()}"
     count = SHARD_WORKERS + 4
