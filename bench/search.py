@@ -13,8 +13,9 @@ Per shape and size it prints the items read per page (the sum of ``ScannedCount`
 page's Queries plus the items its BatchGetItems and GetItems return: what DynamoDB would bill
 and read, counted from botocore's ``after-call`` events) and the median latency of a page.
 Targets, for every shape: items read per page at the largest size no more than at the
-smallest (flat), and at most 3 x page size plus the shards' look-ahead. moto's own Query walks every item of the table in Python, so its latency
-grows with the table where DynamoDB's does not: judge by items read.
+smallest (flat), and at most 3 x page size plus the shards' look-ahead. moto's own Query
+walks every item of the table in Python, so its latency grows with the table where
+DynamoDB's does not: judge by items read.
 """
 
 from __future__ import annotations
