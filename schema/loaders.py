@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import resolvers
+from errors import InvalidArgument
 
 if TYPE_CHECKING:
     from managers.bundle import Managers
@@ -71,3 +72,26 @@ class Loaders:
         self.series_of_study: LevelLoader[str, list[SeriesRecord]] = LevelLoader(
             lambda study_uids: resolvers.series_of_studies(managers, study_uids)
         )
+
+
+class RequestBudget:
+    """What one request may read through nested lists, whose page sizes multiply.
+
+    ``studies(first: 200) { series { instances(first: 1000) { metadata { dicomJson } } } }``
+    passes the depth, alias and token limits yet asks for millions of rows and S3 reads: each
+    field that reads per item spends from the request's budget, and a request that would
+    overspend is refused with ``INVALID_ARGUMENT`` before the read.
+    """
+
+    LIMITS = {"instances": 5_000, "dicomJson": 500}
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys(self.LIMITS, 0)
+
+    def spend(self, what: str, amount: int) -> None:
+        """Count ``amount`` reads of ``what``; raise ``InvalidArgument`` past its limit."""
+        if self.spent[what] + amount > self.LIMITS[what]:
+            raise InvalidArgument(
+                f"this query reads more than {self.LIMITS[what]} {what} in one request; ask for smaller pages"
+            )
+        self.spent[what] += amount

@@ -12,6 +12,7 @@ from strawberry.types import Info
 import resolvers
 from managers.studies import InstanceRecord, SeriesRecord, StudyCriteria, StudyRecord
 from metadata import FIELDS
+from schema.loaders import RequestBudget
 from schema.types import Context, DicomMetadata, Page
 
 # GraphQL's Int is 32-bit; IS values (PS3.5 6.2) fit, a malformed header's need not.
@@ -107,9 +108,11 @@ class Series:
 
     @strawberry.field(
         description=f"The series' instances, by InstanceNumber then s3 path; `first` is 1 to "
-        f"{resolvers.MAX_INSTANCES_PAGE}. A cursor pages this series whichever way it was reached."
+        f"{resolvers.MAX_INSTANCES_PAGE}. A cursor pages this series whichever way it was reached. One "
+        f"request lists at most {RequestBudget.LIMITS['instances']} instances in all (the sum of `first`)."
     )
     def instances(self, info: Info[Context, None], first: int = 100, after: str | None = None) -> InstancePage:
+        info.context.budget.spend("instances", first)
         page = resolvers.series_instances(info.context.managers, self.series_instance_uid, first, after)
         return InstancePage(items=[Instance.from_record(r) for r in page.items], next_cursor=page.next_cursor)
 

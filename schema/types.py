@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 import resolvers
 from resolvers import ExtractionFailure, StoredObject
-from schema.loaders import Loaders
+from schema.loaders import Loaders, RequestBudget
 
 if TYPE_CHECKING:
     from managers.bundle import Managers
@@ -29,6 +29,7 @@ class Context:
     managers: Managers
     request_id: str
     loaders: Loaders = field(init=False)
+    budget: RequestBudget = field(init=False, default_factory=RequestBudget)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.managers)
@@ -46,9 +47,10 @@ class DicomMetadata:
     @strawberry.field(
         description="The file's header in the DICOM JSON model (PS3.18 Annex F), read from S3 when "
         'asked for: all attributes, or only `keywords` (keywords such as "Rows" or 8-hex tags). '
-        "Bulk data is left out."
+        "Bulk data is left out. One request reads at most 500 headers this way."
     )
     def dicom_json(self, info: Info[Context, None], keywords: list[str] | None = None) -> JSON | None:
+        info.context.budget.spend("dicomJson", 1)
         return JSON(resolvers.dicom_json(info.context.managers, self.s3_path, keywords))
 
     @classmethod

@@ -21,11 +21,11 @@ from flask.testing import FlaskClient
 from pydicom.uid import generate_uid
 
 from config import S3_BUCKET_NAME
-from errors import UpstreamUnavailable
+from errors import InvalidArgument, UpstreamUnavailable
 from local.samples import SampleSpec, build_file
 from managers.DynamoDBManager import SHARD_WORKERS
 from managers.studies import StudyIndex
-from schema.loaders import LevelLoader
+from schema.loaders import LevelLoader, RequestBudget
 from tests.test_end_to_end import eventually
 from tests.test_graphql import error_codes, gql
 
@@ -470,3 +470,23 @@ def test_a_page_of_more_studies_than_the_pool_has_workers(client: FlaskClient, p
 
     items = eventually(listed, timeout=INDEXED_WITHIN)
     assert [item["series"] for item in items] == [[{"numberOfInstances": 1}]] * count
+
+
+def test_nested_lists_share_one_budget_per_request(client: FlaskClient) -> None:
+    # The seeds hold more than 5 series: 1,000 instances of each is past the request's 5,000.
+    query = "{ studies(first: 50) { items { series { instances(first: 1000) { items { sopInstanceUid } } } } } }"
+    answer = gql(client, query)
+    assert error_codes(answer) == ["INVALID_ARGUMENT"]
+    assert "more than 5000 instances" in answer["errors"][0]["message"]
+    small = gql(client, query.replace("first: 1000", "first: 2"))
+    assert "errors" not in small and small["data"]["studies"]["items"]
+
+
+def test_a_request_reads_at_most_its_budget_of_headers() -> None:
+    budget = RequestBudget()
+    budget.spend("dicomJson", 500)
+    with pytest.raises(InvalidArgument):
+        budget.spend("dicomJson", 1)
+    budget.spend("instances", 5000)
+    with pytest.raises(InvalidArgument):
+        budget.spend("instances", 1)
