@@ -204,8 +204,9 @@ def steer_into_bucket(case: Any, data: st.DataObject) -> None:
 
 
 # Rules the document cannot state: a cursor is valid only as the server made it, and a date
-# range must not end before it starts. Schema-valid cases of these may rightly get a 400.
-CROSS_FIELD_RULES = {"/search-metadata"}
+# range must not end before it starts; a QIDO-RS search takes at most 100 UID and modality
+# combinations and UIDs of at most 64 characters. Schema-valid cases of these may rightly get a 400.
+CROSS_FIELD_RULES = {"/search-metadata", *(path for path in PATHS if path.startswith("/dicomweb/"))}
 
 
 # Negative cases need something to break: operations without inputs get positive ones only.
