@@ -479,3 +479,33 @@ def test_dicomweb_needs_an_api_key_when_keys_are_set(local_aws: LocalAWS, archiv
     assert (refused.status_code, body(refused)["error"]["code"]) == (401, "UNAUTHENTICATED")
     assert keyed.get(path, headers={"Authorization": "Bearer k-1"}).status_code == 200
     assert keyed.get(path.replace("/series", "/metadata"), headers={"X-API-Key": "k-1"}).status_code == 200
+
+
+def test_a_viewer_on_another_origin_may_call_dicomweb(local_aws: LocalAWS, archive: Archive) -> None:
+    origin = "http://localhost:3000"  # OHIF's development server
+    viewer = create_app(
+        {
+            "AWS_ENDPOINT_URL": local_aws.endpoint_url,
+            "AWS_CREDENTIALS": local_aws.credentials,
+            "API_KEYS": ["k-2"],
+            "CORS_ORIGINS": origin,
+        }
+    ).test_client()
+    preflight = viewer.options(
+        "/dicomweb/studies",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "accept, authorization",
+        },
+    )
+    assert preflight.headers["Access-Control-Allow-Origin"] == origin
+    assert {"accept", "authorization"} <= {
+        name.strip().lower() for name in preflight.headers["Access-Control-Allow-Headers"].split(",")
+    }
+    answer = viewer.get(
+        f"/dicomweb/studies?PatientID={archive.patient_id}&fuzzymatching=true",
+        headers={"Origin": origin, "Authorization": "Bearer k-2", "Accept": "application/dicom+json"},
+    )
+    assert answer.status_code == 200 and len(body(answer)) == 2
+    assert "Warning" in answer.headers["Access-Control-Expose-Headers"]
