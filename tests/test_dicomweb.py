@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -509,3 +510,25 @@ def test_a_viewer_on_another_origin_may_call_dicomweb(local_aws: LocalAWS, archi
     )
     assert answer.status_code == 200 and len(body(answer)) == 2
     assert "Warning" in answer.headers["Access-Control-Expose-Headers"]
+
+
+def test_no_query_value_or_header_value_reaches_the_logs(
+    client: FlaskClient, archive: Archive, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client.get(f"/dicomweb/studies?PatientName=*alph*&PatientID={archive.patient_id}&StudyDate=20250310")
+    client.get(f"/dicomweb/studies?PatientName=Leakwell?&PatientID={archive.patient_id}")  # a 400
+    client.get(f"/dicomweb/studies/{archive.new_study}/series/{archive.ct_series}/metadata")
+    client.get(f"/dicomweb/instances?SOPInstanceUID={archive.ct_sops[0]}&includefield=all")
+    logged = caplog.text + "\n".join(str(record.args) for record in caplog.records) + "".join(capfd.readouterr())
+    for value in (
+        archive.patient_id,
+        "Zeta",
+        "Alphonse",
+        "Leakwell",
+        archive.new_study,
+        archive.ct_sops[0],
+        "20250310",
+    ):
+        assert value not in logged
+    assert "/dicomweb/studies/<study>/series/<series>/metadata" in caplog.text  # the access line: the route only
