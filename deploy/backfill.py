@@ -9,7 +9,12 @@ reads the table once (a Scan: a migration, not a search) and sets the attributes
 ``derived_attributes`` gives each record where they differ. An update is
 conditional on the five fields being what was read, so a record rewritten meanwhile (which
 got its attributes from its writer) is left alone. Prints one JSON line:
-``{"read": n, "updated": n, "changed_meanwhile": n}``. Needs boto3 (the project's .venv).
+``{"read": n, "updated": n, "changed_meanwhile": n, "counted": n}``. Needs boto3 (the
+project's .venv).
+
+Records indexed from a file's header before studies existed hold its StudyInstanceUID and
+SeriesInstanceUID but not ``InstanceSeries``: each gets it in a write that also counts it in its
+study and series (``managers/aggregates.py``), conditional on the record read: ``counted``.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from config import AWS_REGION
-from managers.table import PARTITION_KEY, derived_attributes
+from managers import records
+from managers.aggregates import Aggregates
+from managers.DynamoDBManager import DynamoDBManager
+from managers.table import INSTANCE_SERIES, PARTITION_KEY, derived_attributes
 from metadata import FIELDS
 
 
@@ -54,29 +61,48 @@ def update_request(table: str, item: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def backfill(client: Any, table: str) -> dict[str, int]:
-    """Update every item of ``table`` whose index attributes are missing or stale; count them."""
-    counts = {"read": 0, "updated": 0, "changed_meanwhile": 0}
+def backfill(manager: DynamoDBManager) -> dict[str, int]:
+    """Update every record of the manager's table whose index attributes are missing or stale; count them."""
+    client, table = manager.client, manager.table_name
+    aggregates = Aggregates(manager)
+    counts = {"read": 0, "updated": 0, "changed_meanwhile": 0, "counted": 0}
     for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for item in page["Items"]:
+            if item[PARTITION_KEY]["S"].startswith("#"):
+                continue  # a study's or series' own item
             counts["read"] += 1
             request = update_request(table, item)
-            if request is None:
-                continue
-            try:
-                client.update_item(**request)
-            except client.exceptions.ConditionalCheckFailedException:
-                counts["changed_meanwhile"] += 1
-                continue
-            counts["updated"] += 1
+            if request is not None:
+                try:
+                    client.update_item(**request)
+                except client.exceptions.ConditionalCheckFailedException:
+                    counts["changed_meanwhile"] += 1
+                    continue
+                counts["updated"] += 1
+            counts["counted"] += count_in_study(manager, aggregates, item[PARTITION_KEY]["S"])
     return counts
 
 
-def main(argv: list[str]) -> None:
-    import boto3  # only this command needs it; deploy/table.py stays standard library only
+def count_in_study(manager: DynamoDBManager, aggregates: Aggregates, file_path: str) -> int:
+    """Give a record of an earlier version its series keys and count it in its study; 1 if done."""
+    item = manager.get_item(file_path)
+    if not item or records.is_tombstone(item) or INSTANCE_SERIES in item:
+        return 0
+    number = item.get("InstanceNumber", {}).get("N")
+    keys = records.instance_keys(
+        item.get("StudyInstanceUID", {}).get("S"),
+        item.get("SeriesInstanceUID", {}).get("S"),
+        int(number) if number else None,
+        file_path,
+    )
+    if not keys or records.HEADER_FIELDS not in item:
+        return 0
+    return 1 if aggregates.write({**item, **keys}, item, None) else 0
 
-    client = boto3.client("dynamodb", region_name=AWS_REGION, endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
-    print(json.dumps(backfill(client, argv[1])))
+
+def main(argv: list[str]) -> None:
+    manager = DynamoDBManager(endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, table_name=argv[1])
+    print(json.dumps(backfill(manager)))
 
 
 if __name__ == "__main__":

@@ -19,10 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from managers.table import (
     INDEXES,
-    PARTITION_KEY,
     RETIRED_INDEXES,
-    SORT_ATTRIBUTE,
     TTL_ATTRIBUTE,
+    attribute_definitions,
     index_definition,
     table_definition,
 )
@@ -41,10 +40,7 @@ def missing_updates(described: dict) -> list[dict]:
         {
             "TableName": table["TableName"],
             # The new index's key attributes (UpdateTable needs those and no others).
-            "AttributeDefinitions": [
-                {"AttributeName": name, "AttributeType": "S"}
-                for name in (PARTITION_KEY, SORT_ATTRIBUTE, INDEXES[index])
-            ],
+            "AttributeDefinitions": attribute_definitions((index,)),
             "GlobalSecondaryIndexUpdates": [{"Create": index_definition(index)}],
         }
         for index in INDEXES

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -33,9 +33,13 @@ from managers.table import (
     SHARDS,
     SORT_ATTRIBUTE,
     derived_attributes,
+    index_keys,
     shard_values,
 )
 from metadata import FIELDS
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 SOURCE_ATTRIBUTE = "JsonS3Path"
 SEQUENCER_ATTRIBUTE = "Sequencer"
@@ -264,17 +268,15 @@ class DynamoDBManager:
             ]
         return failed
 
-    def write_item(self, item: dict[str, Any], expected: dict[str, Any] | None, sequencer: str | None) -> bool:
-        """Replace one item if the stored one is still ``expected`` and no newer event wrote it.
+    def conditional_put(
+        self, item: dict[str, Any], expected: dict[str, Any] | None, sequencer: str | None
+    ) -> dict[str, Any]:
+        """Return the ``Put`` of ``item`` conditional on the stored item still being ``expected``.
 
         ``expected`` is the item read before ``item`` was built from it (``None``: there was
-        none). The write is refused when an upload changed it since (``UploadVersion``) or
-        when the stored ``ObjectSequencer`` is greater than ``sequencer``.
-
-        Returns
-        -------
-        bool
-            ``False`` when refused; the caller reads again and decides again.
+        none). The put is refused when an upload changed it since (``UploadVersion``) or when
+        the stored ``ObjectSequencer`` is greater than ``sequencer``. As a ``TransactWriteItems``
+        action (``managers/aggregates.py``) or, unwrapped, a ``PutItem`` request.
         """
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -291,22 +293,48 @@ class DynamoDBManager:
             names["#seq"] = records.OBJECT_SEQUENCER
             values[":seq"] = {"S": sequencer}
             conditions.append("(attribute_not_exists(#seq) OR #seq <= :seq)")
-        request: dict[str, Any] = {
+        put: dict[str, Any] = {
             "TableName": self.table_name,
             "Item": item,
             "ConditionExpression": " AND ".join(conditions),
             "ExpressionAttributeNames": names,
         }
         if values:
-            request["ExpressionAttributeValues"] = values
+            put["ExpressionAttributeValues"] = values
+        return {"Put": put}
+
+    def write_item(self, item: dict[str, Any], expected: dict[str, Any] | None, sequencer: str | None) -> bool:
+        """Replace one item if the stored one is still ``expected`` and no newer event wrote it.
+
+        Returns
+        -------
+        bool
+            ``False`` when refused (see ``conditional_put``); the caller reads again and decides again.
+        """
         try:
             with upstream("DynamoDB"):
-                self.client.put_item(**request)
+                self.client.put_item(**self.conditional_put(item, expected, sequencer)["Put"])
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
+
+    def delete_items(self, file_paths: list[str]) -> None:
+        """Delete items by key (BatchWriteItem, 25 a call), retrying unprocessed ones with backoff."""
+        for start in range(0, len(file_paths), BATCH_WRITE_SIZE):
+            requests = [
+                {"DeleteRequest": {"Key": {PARTITION_KEY: {"S": path}}}}
+                for path in file_paths[start : start + BATCH_WRITE_SIZE]
+            ]
+            pending: dict[str, Any] = {self.table_name: requests}
+            for attempt in range(BATCH_ATTEMPTS):
+                with upstream("DynamoDB"):
+                    response = self.client.batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                _backoff(attempt)
 
     def get_record(self, file_path: str) -> dict[str, str | None] | None:
         """Return the five fields stored for ``file_path``, or ``None`` when there is no record."""
@@ -350,13 +378,15 @@ class DynamoDBManager:
             merged = (item for item in merged if item[SORT_ATTRIBUTE]["S"] != after["sort"])
         return _page(merged, limit)
 
-    def _shard_items(self, plan: _Plan, value: str, bounds: _Bounds, chunk: int) -> Iterator[dict[str, Any]]:
+    def _shard_items(
+        self, plan: _Plan, value: str, bounds: _Bounds, chunk: int, sort_name: str = SORT_ATTRIBUTE
+    ) -> Iterator[dict[str, Any]]:
         """Start the first Query of one partition in the pool; return its items, lazily, in order."""
         names = {"#h": plan.hash_name}
         values: dict[str, Any] = {":h": {"S": value}}
         condition = "#h = :h"
         if bounds.low is not None or bounds.high is not None:
-            names["#s"] = SORT_ATTRIBUTE
+            names["#s"] = sort_name
             if bounds.high is None:
                 condition += " AND #s > :low"
             else:
@@ -373,6 +403,46 @@ class DynamoDBManager:
         }
         _add_filter(request, plan.filters)
         return _continue(self._pool.submit(self._query, request), self._query, request)
+
+    def merged_query(
+        self, index: str, partitions: list[str], bounds: tuple[str | None, str | None], chunk: int
+    ) -> Iterator[dict[str, Any]]:
+        """Return the items of ``partitions`` of ``index`` merged in sort key order, lazily.
+
+        ``bounds``: ``(low, None)`` reads keys above ``low``; ``(low, high)`` keys between both,
+        inclusive; ``None`` leaves a side open. Each partition is read ``chunk`` items a Query,
+        the first Queries side by side.
+        """
+        hash_name, sort_name = index_keys(index)
+        plan = _Plan(index, hash_name, partitions, {})
+        shards = [self._shard_items(plan, value, _Bounds(*bounds), chunk, sort_name) for value in partitions]
+        return heapq.merge(*shards, key=lambda item: item[sort_name]["S"])
+
+    def query_partition(self, index: str, value: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+        """Return up to ``limit`` items of one partition of ``index``, in sort key order, past ``after``."""
+        keys = index_keys(index)
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#h = :h",
+            "ExpressionAttributeNames": {"#h": keys[0]},
+            "ExpressionAttributeValues": {":h": {"S": value}},
+            "Limit": limit,
+        }
+        if after is not None and len(keys) > 1:
+            request["KeyConditionExpression"] += " AND #s > :after"
+            request["ExpressionAttributeNames"]["#s"] = keys[1]
+            request["ExpressionAttributeValues"][":after"] = {"S": after}
+        items: list[dict[str, Any]] = []
+        for item in _continue(self._pool.submit(self._query, request), self._query, request):
+            items.append(item)
+            if len(items) == limit:
+                break
+        return items
+
+    def map_parallel(self, function: Callable[[T], R], values: list[T]) -> list[R]:
+        """Return ``function`` of each value, the calls run side by side on the manager's pool."""
+        return list(self._pool.map(function, values))
 
     def _query(self, request: dict[str, Any]) -> dict[str, Any]:
         with upstream("DynamoDB"):

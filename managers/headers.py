@@ -18,6 +18,7 @@ from errors import NotDicom, NotFound
 from managers.aws import error_code, http_status, upstream
 from managers.DicomManager import fields_of, read_header
 from managers.ranged import FIRST_REQUEST, RangedReader
+from managers.table import valid_uid
 
 # DICOM keywords the records keep besides the five fields (DESIGN.md, "Indexing the archive").
 TEXT_ATTRIBUTES: tuple[str, ...] = (
@@ -34,7 +35,11 @@ TEXT_ATTRIBUTES: tuple[str, ...] = (
     "StudyID",
     "SeriesDescription",
     "BodyPartExamined",
+    "SeriesDate",
 )
+# UIDs key indexes (DynamoDB refuses a key over 1,024 or 2,048 bytes): one that is not a valid
+# UID is not kept, and its file belongs to no study.
+UID_ATTRIBUTES = frozenset({"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"})
 # IS and US values, stored as DynamoDB numbers when they hold one valid integer.
 NUMBER_ATTRIBUTES: tuple[str, ...] = ("SeriesNumber", "InstanceNumber", "Rows", "Columns", "NumberOfFrames")
 
@@ -144,6 +149,8 @@ def header_attributes(dataset: Dataset) -> tuple[dict[str, str], dict[str, int]]
     texts = {}
     for keyword in TEXT_ATTRIBUTES:
         value = _text(dataset.get(keyword))
+        if keyword in UID_ATTRIBUTES:
+            value = valid_uid(value)
         if value is not None:
             texts[keyword] = value
     numbers = {}

@@ -17,6 +17,7 @@ from typing import Any
 from config import S3_BUCKET_NAME
 from errors import DicomMetaError, NotFound, UpstreamUnavailable
 from managers import records
+from managers.aggregates import Aggregates
 from managers.aws import upstream
 from managers.DynamoDBManager import DynamoDBManager
 from managers.headers import HeaderRecord, ObjectChanged, read_header_record
@@ -64,6 +65,7 @@ class Indexer:
     def __init__(self, s3_client: Any, dynamodb: DynamoDBManager, bucket: str = S3_BUCKET_NAME) -> None:
         self.s3 = s3_client
         self.dynamodb = dynamodb
+        self.aggregates = Aggregates(dynamodb)
         self.bucket = bucket
 
     def path_of(self, key: str) -> str:
@@ -114,7 +116,7 @@ class Indexer:
             if _newer(existing, sequencer):
                 return "stale"
             item = records.indexed_item(header, existing, sequencer)
-            if self.dynamodb.write_item(item, existing, sequencer):
+            if self.aggregates.write(item, existing, sequencer):
                 return "indexed"
         raise UpstreamUnavailable("the record kept changing while it was written")
 
@@ -131,7 +133,7 @@ class Indexer:
                 return "stale"
             if only_indexed and (existing is None or records.OBJECT_ETAG not in existing):
                 return "none"
-            if self.dynamodb.write_item(records.tombstone_item(path, sequencer), existing, sequencer):
+            if self.aggregates.write(records.tombstone_item(path, sequencer), existing, sequencer):
                 return "removed"
         raise UpstreamUnavailable("the record kept changing while it was removed")
 
@@ -173,14 +175,14 @@ class Indexer:
         futures: list[Future[HeaderRecord | str]] = [
             pool.submit(self._read_or_code, entry.key, retry_transient) for entry in to_read
         ]
-        pending: list[dict[str, Any]] = []
+        pending: list[tuple[HeaderRecord, dict[str, Any] | None]] = []
         try:
             for entry, future in zip(to_read, futures, strict=True):
                 outcome = future.result()
                 if isinstance(outcome, str):
                     result.failures.append((entry.key, outcome))
                 else:
-                    pending.append(records.indexed_item(outcome, existing.get(outcome.s3_path)))
+                    pending.append((outcome, existing.get(outcome.s3_path)))
                 if len(pending) >= WRITE_CHUNK:
                     self._write(pending, result)
                     pending = []
@@ -203,12 +205,31 @@ class Indexer:
             found.update(part)
         return found
 
-    def _write(self, items: list[dict[str, Any]], result: PageResult) -> None:
-        if not items:
+    def _write(self, read: list[tuple[HeaderRecord, dict[str, Any] | None]], result: PageResult) -> None:
+        """Write the records of headers read in bulk, with their studies' counters.
+
+        A record that changed since it was read (an event or an upload got there first) is
+        decided again on its own, from the stored record.
+        """
+        if not read:
             return
-        unwritten = set(self.dynamodb.write_items(items))
-        result.indexed += len(items) - len(unwritten)
+        pairs = [(records.indexed_item(header, existing), existing) for header, existing in read]
+        unwritten = set(self.aggregates.write_many(pairs))
+        for header, _ in read:
+            if header.s3_path in unwritten and self._rewrite(header) is not None:
+                unwritten.discard(header.s3_path)
+        result.indexed += len(read) - len(unwritten)
         result.failures += [(_key_of(path), UpstreamUnavailable.code) for path in sorted(unwritten)]
+
+    def _rewrite(self, header: HeaderRecord) -> str | None:
+        """Write one record read in bulk against the stored one; ``None`` when it kept changing."""
+        for _ in range(WRITE_ATTEMPTS):
+            existing = self.dynamodb.get_item(header.s3_path)
+            if records.is_tombstone(existing):
+                return "stale"  # deleted since it was listed: the delete stands
+            if self.aggregates.write(records.indexed_item(header, existing), existing, None):
+                return "indexed"
+        return None
 
     def _read_or_code(self, key: str, retry_transient: bool) -> HeaderRecord | str:
         """Read one header; return the error code instead of raising (except when told to)."""

@@ -26,7 +26,15 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from managers.table import PARTITION_KEY, TTL_ATTRIBUTE, derived_attributes
+from managers.table import (
+    INSTANCE_SERIES,
+    INSTANCE_SORT,
+    PARTITION_KEY,
+    TTL_ATTRIBUTE,
+    derived_attributes,
+    number_key,
+    valid_uid,
+)
 from metadata import FIELDS
 
 HEADER_FIELDS = "HeaderFields"
@@ -110,6 +118,7 @@ def indexed_item(
     item[HEADER_FIELDS] = fields_map(header.fields)
     item.update({name: {"S": value} for name, value in header.texts.items()})
     item.update({name: {"N": str(value)} for name, value in header.numbers.items()})
+    item.update(instance_attributes(header))
     item[OBJECT_ETAG] = {"S": header.etag}
     item[OBJECT_SIZE] = {"N": str(header.size)}
     if header.last_modified:
@@ -138,3 +147,26 @@ def tombstone_item(file_path: str, sequencer: str | None, now: float | None = No
     if sequencer:
         item[OBJECT_SEQUENCER] = {"S": sequencer}
     return item
+
+
+def instance_attributes(header: Any) -> dict[str, dict[str, str]]:
+    """Return the index attributes putting an instance (a ``HeaderRecord``) under its series.
+
+    None when the header lacks a valid StudyInstanceUID or SeriesInstanceUID: such a file has
+    a record but belongs to no study.
+    """
+    return instance_keys(
+        header.texts.get("StudyInstanceUID"),
+        header.texts.get("SeriesInstanceUID"),
+        header.numbers.get("InstanceNumber"),
+        header.s3_path,
+    )
+
+
+def instance_keys(
+    study: str | None, series: str | None, number: int | None, file_path: str
+) -> dict[str, dict[str, str]]:
+    """Return ``InstanceSeries`` and ``InstanceSortKey`` of an instance, ``{}`` without valid UIDs."""
+    if not (valid_uid(study) and valid_uid(series)):
+        return {}
+    return {INSTANCE_SERIES: {"S": str(series)}, INSTANCE_SORT: {"S": number_key(number, file_path)}}

@@ -15,11 +15,36 @@ Text criteria (``TextMatch``) are case-insensitive:
 
 from __future__ import annotations
 
-import re
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from errors import InvalidArgument
+from managers import records
+from managers.aggregates import (
+    MODALITY_COUNTER,
+    SERIES_COUNTER,
+    SERIES_INSTANCES,
+    STUDY_INSTANCES,
+    counters,
+    query_token,
+    series_key,
+    study_key,
+    study_sort_key,
+    words,
+)
+from managers.headers import NUMBER_ATTRIBUTES, TEXT_ATTRIBUTES
+from managers.table import (
+    INSTANCE_SERIES,
+    INSTANCE_SORT,
+    PARTITION_KEY,
+    SHARDS,
+    STUDY_SORT,
+    dated,
+)
+from managers.table import UID_PATTERN as UID_PATTERN  # re-exported: resolvers check UIDs with it
+from metadata import FIELDS
 
 if TYPE_CHECKING:
     from managers.DynamoDBManager import DynamoDBManager
@@ -28,8 +53,6 @@ if TYPE_CHECKING:
 MAX_SERIES_PER_STUDY = 1000
 # The longest text a criterion may hold (a DICOM LO is 64 characters, a PN component 64).
 MAX_TEXT = 64
-# A UID: digits and dots, at most 64 characters (PS3.5 9.1).
-UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 MatchMode = Literal["exact", "prefix", "word"]
 
@@ -71,14 +94,6 @@ class TextMatch:
         if self.mode == "prefix" or kind == "id":
             return lowered.startswith(self.text)
         return any(word.startswith(self.text) for word in words(lowered, kind))
-
-
-def words(value: str, kind: Literal["pn", "id", "text"]) -> list[str]:
-    """Return the words of a value: a PN's name components, a description's words, an id whole."""
-    if kind == "id":
-        return [value] if value else []
-    separators = r"[\^=\s,]+" if kind == "pn" else r"[^0-9a-zA-Z\u00c0-\uffff]+"
-    return [word for word in re.split(separators, value) if word]
 
 
 @dataclass(frozen=True)
@@ -207,7 +222,13 @@ Position = dict[str, str]
 
 
 class StudyIndex:
-    """Reads studies, series and instances; built once per app over its ``DynamoDBManager``."""
+    """Reads studies, series and instances; built once per app over its ``DynamoDBManager``.
+
+    A study search reads one search key per study from the ``StudyToken-StudySort`` index
+    (the shards of the most selective key of the criteria, in parallel, merged in order) and
+    then the study items of those keys in one BatchGetItem, and keeps the studies whose values
+    match every criterion: a page reads about twice its size, whatever the table holds.
+    """
 
     def __init__(self, dynamodb: DynamoDBManager) -> None:
         self.dynamodb = dynamodb
@@ -219,29 +240,221 @@ class StudyIndex:
 
         Returns the studies and the position after the last one (``None`` when no more).
         """
-        raise NotImplementedError
+        if criteria.study_instance_uid:
+            found = self._study_items([criteria.study_instance_uid])
+            item = found.get(criteria.study_instance_uid)
+            if item is None or not _matches(item, criteria) or after is not None:
+                return [], None
+            return [_study(item)], None
+        bounds = _date_bounds(criteria, after["sort"] if after else None)
+        if bounds is None:
+            return [], None
+        token = _token(criteria)
+        chunk = math.ceil(limit / SHARDS) + 1
+        partitions = [f"{token}#{shard}" for shard in range(SHARDS)]
+        keys = self.dynamodb.merged_query("StudyToken-StudySort", partitions, bounds, chunk)
+        page: list[tuple[str, dict[str, Any]]] = []
+        for batch in _batches(keys, after["sort"] if after else None, limit):
+            studies = self._study_items([key["StudyInstanceUID"]["S"] for key in batch])
+            for key in batch:
+                item = studies.get(key["StudyInstanceUID"]["S"])
+                sort = key[STUDY_SORT]["S"]
+                if item is not None and _sort_of(item) == sort and _matches(item, criteria):
+                    page.append((sort, item))
+                if len(page) > limit:
+                    return [_study(item) for _, item in page[:limit]], {"sort": page[limit - 1][0]}
+        return [_study(item) for _, item in page], None
 
     def get_studies(self, study_uids: list[str]) -> dict[str, StudyRecord]:
         """Return the studies of these UIDs that exist (at least one instance), by UID."""
-        raise NotImplementedError
+        return {uid: _study(item) for uid, item in self._study_items(study_uids).items()}
+
+    def _study_items(self, study_uids: list[str]) -> dict[str, dict[str, Any]]:
+        found = self.dynamodb.get_items([study_key(uid) for uid in dict.fromkeys(study_uids)])
+        return {
+            item["StudyInstanceUID"]["S"]: item
+            for item in found.values()
+            if _count(item, STUDY_INSTANCES) > 0 and "StudyInstanceUID" in item
+        }
 
     def series_of(self, study_uids: list[str]) -> dict[str, list[SeriesRecord]]:
         """Return each study's series by SeriesNumber then UID (``[]`` for an unknown study).
 
         At most ``MAX_SERIES_PER_STUDY`` per study; the studies' Queries run in parallel.
         """
-        raise NotImplementedError
+        unique = list(dict.fromkeys(study_uids))
+        lists = self.dynamodb.map_parallel(self._series_of_one, unique)
+        return dict(zip(unique, lists, strict=True))
+
+    def _series_of_one(self, study_uid: str) -> list[SeriesRecord]:
+        items = self.dynamodb.query_partition("SeriesStudy-SeriesSort", study_uid, None, MAX_SERIES_PER_STUDY)
+        return [_series(item) for item in items if _count(item, SERIES_INSTANCES) > 0]
 
     def get_series(self, series_uids: list[str]) -> dict[str, SeriesRecord]:
         """Return the series of these UIDs that exist (at least one instance), by UID."""
-        raise NotImplementedError
+        found = self.dynamodb.get_items([series_key(uid) for uid in dict.fromkeys(series_uids)])
+        series = [_series(item) for item in found.values() if _count(item, SERIES_INSTANCES) > 0]
+        return {record.series_instance_uid: record for record in series}
 
     def instances(
         self, series_uid: str, limit: int, after: Position | None = None
     ) -> tuple[list[InstanceRecord], Position | None]:
         """Return up to ``limit`` instances of a series by InstanceNumber then path, and the next position."""
-        raise NotImplementedError
+        position = after["sort"] if after else None
+        items = self.dynamodb.query_partition("InstanceSeries-InstanceSort", series_uid, position, limit + 1)
+        page = [_instance(item) for item in items[:limit]]
+        more = len(items) > limit
+        return page, ({"sort": items[limit - 1][INSTANCE_SORT]["S"]} if more else None)
 
     def instances_by_sop(self, sop_instance_uid: str) -> list[InstanceRecord]:
         """Return the instances with this SOPInstanceUID (more than one when copies were stored)."""
-        raise NotImplementedError
+        items = self.dynamodb.query_partition("SOPInstanceUID", sop_instance_uid, None, 100)
+        return [_instance(item) for item in items if INSTANCE_SERIES in item]
+
+
+def _token(criteria: StudyCriteria) -> str:
+    """Return the search key of the most selective criterion (``*``: every study)."""
+    for kind, match in (
+        ("pid", criteria.patient_id),
+        ("acc", criteria.accession_number),
+        ("pn", criteria.patient_name),
+        ("desc", criteria.study_description),
+    ):
+        if match is not None:
+            return query_token(kind, match.text)
+    if criteria.modality:
+        return query_token("mod", criteria.modality)
+    return "*"
+
+
+def _date_bounds(criteria: StudyCriteria, after: str | None) -> tuple[str | None, str | None] | None:
+    """Return the (low exclusive-or-inclusive, high inclusive) StudySortKey bounds of a page.
+
+    Newest first: the sort key holds ``99999999 - StudyDate``, so the range's end gives the low
+    bound. ``None`` when nothing can follow ``after``.
+    """
+    low: str | None = None
+    high: str | None = None
+    if criteria.study_date_from or criteria.study_date_to:
+        low = f"{99999999 - int(criteria.study_date_to or '99991231'):08d}#"
+        high = f"{99999999 - int(criteria.study_date_from or '00010101'):08d}$"
+    if after is not None:
+        if high is not None and after > high:
+            return None
+        low = max(low or "", after)
+    return low, high
+
+
+def _batches(keys: Iterator[dict[str, Any]], after: str | None, limit: int) -> Iterator[list[dict[str, Any]]]:
+    """Yield the search keys past ``after`` in batches of one page and one more (at most 100)."""
+    size = min(limit + 1, 100)
+    batch: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for key in keys:
+        sort = key[STUDY_SORT]["S"]
+        if sort == after or sort in seen:
+            continue  # the last study served, or a second key of one study (one per sort key)
+        seen.add(sort)
+        batch.append(key)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _count(item: dict[str, Any], counter: str) -> int:
+    try:
+        return int(item.get(counter, {}).get("N", "0"))
+    except ValueError:
+        return 0
+
+
+def _text(item: dict[str, Any], name: str) -> str | None:
+    value: str | None = item.get(name, {}).get("S")
+    return value or None
+
+
+def _integer(item: dict[str, Any], name: str) -> int | None:
+    value = item.get(name, {}).get("N")
+    return int(value) if value is not None else None
+
+
+def _sort_of(item: dict[str, Any]) -> str:
+    return study_sort_key(_text(item, "StudyDate"), item["StudyInstanceUID"]["S"])
+
+
+def _matches(item: dict[str, Any], criteria: StudyCriteria) -> bool:
+    """Tell whether a study item matches every criterion (its search keys are only candidates)."""
+    texts: list[tuple[TextMatch | None, str, Literal["pn", "id", "text"]]] = [
+        (criteria.patient_id, "PatientID", "id"),
+        (criteria.accession_number, "AccessionNumber", "id"),
+        (criteria.patient_name, "PatientName", "pn"),
+        (criteria.study_description, "StudyDescription", "text"),
+    ]
+    for match, name, kind in texts:
+        if match is not None and not match.matches(_text(item, name), kind):
+            return False
+    if criteria.modality and criteria.modality.upper() not in counters(item, MODALITY_COUNTER):
+        return False
+    day = dated(_text(item, "StudyDate"))
+    if criteria.study_date_from and (day is None or day < criteria.study_date_from):
+        return False
+    if criteria.study_date_to and (day is None or day > criteria.study_date_to):
+        return False
+    return not criteria.study_instance_uid or item["StudyInstanceUID"]["S"] == criteria.study_instance_uid
+
+
+def _study(item: dict[str, Any]) -> StudyRecord:
+    return StudyRecord(
+        study_instance_uid=item["StudyInstanceUID"]["S"],
+        patient_id=_text(item, "PatientID"),
+        patient_name=_text(item, "PatientName"),
+        patient_birth_date=_text(item, "PatientBirthDate"),
+        patient_sex=_text(item, "PatientSex"),
+        study_date=_text(item, "StudyDate"),
+        study_time=_text(item, "StudyTime"),
+        accession_number=_text(item, "AccessionNumber"),
+        study_description=_text(item, "StudyDescription"),
+        referring_physician_name=_text(item, "ReferringPhysicianName"),
+        institution_name=_text(item, "InstitutionName"),
+        study_id=_text(item, "StudyID"),
+        modalities_in_study=sorted(counters(item, MODALITY_COUNTER)),
+        number_of_series=len(counters(item, SERIES_COUNTER)),
+        number_of_instances=_count(item, STUDY_INSTANCES),
+    )
+
+
+def _series(item: dict[str, Any]) -> SeriesRecord:
+    return SeriesRecord(
+        study_instance_uid=item["StudyInstanceUID"]["S"],
+        series_instance_uid=item["SeriesInstanceUID"]["S"],
+        modality=_text(item, "Modality"),
+        series_number=_integer(item, "SeriesNumber"),
+        series_description=_text(item, "SeriesDescription"),
+        body_part_examined=_text(item, "BodyPartExamined"),
+        series_date=_text(item, "SeriesDate"),
+        number_of_instances=_count(item, SERIES_INSTANCES),
+    )
+
+
+def _instance(item: dict[str, Any]) -> InstanceRecord:
+    attributes: dict[str, Any] = {name: _text(item, name) for name in TEXT_ATTRIBUTES if _text(item, name)}
+    attributes.update({name: _integer(item, name) for name in NUMBER_ATTRIBUTES if name in item})
+    fields = {name: _text(item, name) for name in FIELDS}
+    attributes.update(
+        {name: value for name, value in records.fields_of_map(item.get(records.HEADER_FIELDS, {})).items() if value}
+    )
+    return InstanceRecord(
+        s3_path=item[PARTITION_KEY]["S"],
+        study_instance_uid=attributes.get("StudyInstanceUID", ""),
+        series_instance_uid=item[INSTANCE_SERIES]["S"],
+        sop_instance_uid=attributes.get("SOPInstanceUID", ""),
+        sop_class_uid=attributes.get("SOPClassUID"),
+        instance_number=attributes.get("InstanceNumber"),
+        rows=attributes.get("Rows"),
+        columns=attributes.get("Columns"),
+        number_of_frames=attributes.get("NumberOfFrames"),
+        attributes=attributes,
+        fields=fields,
+    )

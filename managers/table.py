@@ -43,19 +43,36 @@ INDEX_ATTRIBUTES: tuple[str, ...] = (SORT_ATTRIBUTE, LIST_SHARD, MODALITY_SHARD,
 # institution or the whole archive. Changing it means rewriting every record's shard keys.
 SHARDS = 8
 
-# Index name → its partition key. Each sorts on StudyDateKey and projects every attribute,
-# so a page is read from the index alone.
-INDEXES: dict[str, str] = {
-    "PatientID-StudyDate": "PatientID",
-    "ModalityShard-StudyDate": MODALITY_SHARD,
-    "InstitutionShard-StudyDate": INSTITUTION_SHARD,
-    "ListShard-StudyDate": LIST_SHARD,
+# The study view's key attributes (``managers/aggregates.py`` writes them): search keys of
+# studies, series by study, instances by series, instances by SOPInstanceUID.
+STUDY_TOKEN = "StudyToken"
+STUDY_SORT = "StudySortKey"
+SERIES_STUDY = "SeriesStudy"
+SERIES_SORT = "SeriesSortKey"
+INSTANCE_SERIES = "InstanceSeries"
+INSTANCE_SORT = "InstanceSortKey"
+SOP_INSTANCE = "SOPInstanceUID"
+
+# Index name → its partition key and sort key. Each projects every attribute, so a page is
+# read from the index alone.
+INDEXES: dict[str, tuple[str, str | None]] = {
+    "PatientID-StudyDate": ("PatientID", SORT_ATTRIBUTE),
+    "ModalityShard-StudyDate": (MODALITY_SHARD, SORT_ATTRIBUTE),
+    "InstitutionShard-StudyDate": (INSTITUTION_SHARD, SORT_ATTRIBUTE),
+    "ListShard-StudyDate": (LIST_SHARD, SORT_ATTRIBUTE),
+    "StudyToken-StudySort": (STUDY_TOKEN, STUDY_SORT),
+    "SeriesStudy-SeriesSort": (SERIES_STUDY, SERIES_SORT),
+    "InstanceSeries-InstanceSort": (INSTANCE_SERIES, INSTANCE_SORT),
+    "SOPInstanceUID": (SOP_INSTANCE, None),
 }
 
 # Indexes earlier versions created and nothing queries any more. Deploy drops them (kept, the
 # unsharded modality index would keep its hot partitions); docs/ARCHITECTURE.md says when.
 RETIRED_INDEXES: tuple[str, ...] = ("Modality-StudyDate", "StudyMonth-StudyDate")
 
+
+# A UID: digits and dots, at most 64 characters (PS3.5 9.1).
+UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 # The tombstone's expiry (managers/records.py), the table's TTL attribute: DynamoDB deletes a
 # deleted file's marker once no retry of its events can arrive any more.
@@ -106,23 +123,30 @@ def derived_attributes(file_path: str, fields: dict[str, Any]) -> dict[str, str]
     return derived
 
 
+def index_keys(index: str) -> list[str]:
+    """Return the key attributes of one index: its partition key, then its sort key if any."""
+    hash_key, range_key = INDEXES[index]
+    return [hash_key] if range_key is None else [hash_key, range_key]
+
+
 def index_definition(index: str) -> dict[str, Any]:
     """Return one global secondary index as ``create_table`` and ``update_table`` take it."""
     return {
         "IndexName": index,
         "KeySchema": [
-            {"AttributeName": INDEXES[index], "KeyType": "HASH"},
-            {"AttributeName": SORT_ATTRIBUTE, "KeyType": "RANGE"},
+            {"AttributeName": name, "KeyType": key_type}
+            for name, key_type in zip(index_keys(index), ("HASH", "RANGE"), strict=False)
         ],
         "Projection": {"ProjectionType": "ALL"},
     }
 
 
-def attribute_definitions() -> list[dict[str, str]]:
-    """Return the definitions of every key attribute of the table and its indexes."""
-    return [
-        {"AttributeName": name, "AttributeType": "S"} for name in (PARTITION_KEY, SORT_ATTRIBUTE, *INDEXES.values())
-    ]
+def attribute_definitions(indexes: tuple[str, ...] | None = None) -> list[dict[str, str]]:
+    """Return the definitions of the table's key and of the key attributes of ``indexes`` (all)."""
+    names = [PARTITION_KEY]
+    for index in INDEXES if indexes is None else indexes:
+        names += [name for name in index_keys(index) if name not in names]
+    return [{"AttributeName": name, "AttributeType": "S"} for name in names]
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
@@ -134,3 +158,15 @@ def table_definition(table_name: str) -> dict[str, Any]:
         "AttributeDefinitions": attribute_definitions(),
         "GlobalSecondaryIndexes": [index_definition(index) for index in INDEXES],
     }
+
+
+def valid_uid(value: str | None) -> str | None:
+    """Return ``value`` when it is a DICOM UID, else ``None``."""
+    return value if value and len(value) <= 64 and UID_PATTERN.fullmatch(value) else None
+
+
+def number_key(number: int | None, tail: str) -> str:
+    """Return a sort key ordering by ``number`` (any 32-bit integer), absent numbers last."""
+    if number is None or not -(2**31) <= number < 2**31:
+        return f"~#{tail}"
+    return f"{number + 2**31:010d}#{tail}"

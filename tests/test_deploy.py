@@ -35,7 +35,8 @@ from local import free_port
 from local.samples import SampleSpec, build_file
 from managers.DynamoDBManager import DynamoDBManager, SearchFilter
 from managers.StepFunctionsManager import STATE_MACHINE_NAME
-from managers.table import attribute_definitions, table_definition
+from managers.studies import StudyIndex
+from managers.table import INDEXES, attribute_definitions, table_definition
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -462,12 +463,7 @@ def test_table_has_the_search_indexes(first_deploy: Stage) -> None:
     assert first_deploy.state["table"]["indexes"] == sorted(
         table_definition(DYNAMODB_TABLE_NAME)["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"]
     )
-    assert [i["IndexName"] for i in first_deploy.state["table"]["indexes"]] == [
-        "InstitutionShard-StudyDate",
-        "ListShard-StudyDate",
-        "ModalityShard-StudyDate",
-        "PatientID-StudyDate",
-    ]
+    assert [i["IndexName"] for i in first_deploy.state["table"]["indexes"]] == sorted(INDEXES)
 
 
 def test_role_is_assumable_by_lambda_only(first_deploy: Stage) -> None:
@@ -794,7 +790,7 @@ def test_rollback_again_reports_absent_things_and_deletes_data_on_request(rollba
 # --- upgrading a table made by an earlier version ----------------------------------------
 
 # Two records as the first search version wrote them: unsharded keys, a month, no ListShard.
-OLD_RECORDS = [
+OLD_RECORDS: list[dict[str, Any]] = [
     {
         "FilePath": {"S": f"s3://{S3_BUCKET_NAME}/dicom/old-{n}.dcm"},
         "PatientID": {"S": "OLD-1"},
@@ -804,6 +800,20 @@ OLD_RECORDS = [
         "StudyMonth": {"S": "202101"},
     }
     for n in (1, 2)
+] + [
+    # Indexed from its header by the version before studies: counted in its study by the backfill.
+    {
+        "FilePath": {"S": f"s3://{S3_BUCKET_NAME}/dicom/old-3.dcm"},
+        "PatientID": {"S": "OLD-1"},
+        "StudyDate": {"S": "20210103"},
+        "Modality": {"S": "MR"},
+        "StudyDateKey": {"S": f"20210103#s3://{S3_BUCKET_NAME}/dicom/old-3.dcm"},
+        "StudyMonth": {"S": "202101"},
+        "HeaderFields": {"M": {"PatientID": {"S": "OLD-1"}, "StudyDate": {"S": "20210103"}, "Modality": {"S": "MR"}}},
+        "StudyInstanceUID": {"S": "1.2.3.4"},
+        "SeriesInstanceUID": {"S": "1.2.3.4.1"},
+        "ObjectETag": {"S": '"e"'},
+    }
 ]
 
 
@@ -836,19 +846,16 @@ def test_deploy_upgrades_a_table_of_an_earlier_version(
     # WHEN deploy runs
     output = run_script("deploy_resources.sh", script_env)
     # THEN it adds the new indexes, gives the old records their keys, drops the retired indexes
-    for index in ("ModalityShard-StudyDate", "InstitutionShard-StudyDate", "ListShard-StudyDate"):
+    for index in sorted(set(INDEXES) - {"PatientID-StudyDate"}):
         assert f"index {index} added" in output
-    assert '"read": 2, "updated": 2, "changed_meanwhile": 0' in output
+    assert '"read": 3, "updated": 3, "changed_meanwhile": 0, "counted": 1' in output
     for index in ("Modality-StudyDate", "StudyMonth-StudyDate"):
         assert f"index {index} dropped (no longer used)" in output
-    assert [i["IndexName"] for i in read_state(aws)["table"]["indexes"]] == [
-        "InstitutionShard-StudyDate",
-        "ListShard-StudyDate",
-        "ModalityShard-StudyDate",
-        "PatientID-StudyDate",
-    ]
+    assert [i["IndexName"] for i in read_state(aws)["table"]["indexes"]] == sorted(INDEXES)
     listed = DynamoDBManager(endpoint_url=script_env["AWS_ENDPOINT_URL"]).search(SearchFilter(modality="MR"), 10)
     assert [item["s3_path"] for item in listed[0]] == [item["FilePath"]["S"] for item in OLD_RECORDS]
+    study = StudyIndex(DynamoDBManager(endpoint_url=script_env["AWS_ENDPOINT_URL"])).get_studies(["1.2.3.4"])
+    assert (study["1.2.3.4"].number_of_instances, study["1.2.3.4"].modalities_in_study) == (1, ["MR"])
     # AND a second run finds nothing to do
     again = run_script("deploy_resources.sh", script_env)
     assert "added" not in again and "dropped" not in again and "given the new index attributes" not in again

@@ -1,0 +1,208 @@
+"""Studies, series and instances kept exact in the metadata table, and read without scans.
+
+Files are real DICOM files in the embedded S3, indexed through ``Indexer`` into a table of this
+module's own (the embedded AWS's runner indexes the main table on its own).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from pydicom.uid import generate_uid
+
+from local.samples import SampleSpec, build_file
+from local.server import LocalAWS, create_table
+from managers import aggregates
+from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
+from managers.indexing import Indexer, Listed
+from managers.studies import StudyCriteria, StudyIndex, TextMatch
+
+BUCKET = "data-apps-ex"
+TABLE = f"studies-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def dynamodb(local_aws: LocalAWS) -> Iterator[DynamoDBManager]:
+    keys = (local_aws.credentials.aws_access_key_id, local_aws.credentials.aws_secret_access_key)
+    manager = DynamoDBManager(*keys, endpoint_url=local_aws.endpoint_url, table_name=TABLE)
+    create_table(manager.client, TABLE)
+    try:
+        yield manager
+    finally:
+        manager.client.delete_table(TableName=TABLE)
+
+
+@pytest.fixture(scope="module")
+def indexer(local_aws: LocalAWS, dynamodb: DynamoDBManager) -> Indexer:
+    return Indexer(local_aws.client("s3"), dynamodb)
+
+
+@pytest.fixture(scope="module")
+def studies(dynamodb: DynamoDBManager) -> StudyIndex:
+    return StudyIndex(dynamodb)
+
+
+@pytest.fixture
+def put(put_object: Callable[[str, bytes], str]) -> Callable[..., str]:
+    """Put a generated file under dicom/studies/; return its key."""
+
+    def put_file(name: str | None = None, **spec: Any) -> str:
+        key = f"dicom/studies/{name or uuid.uuid4().hex}.dcm"
+        put_object(key, build_file(SampleSpec(**spec)))
+        return key
+
+    return put_file
+
+
+def one(studies: StudyIndex, uid: str) -> Any:
+    return studies.get_studies([uid]).get(uid)
+
+
+def test_a_study_counts_its_series_instances_and_modalities(
+    indexer: Indexer, studies: StudyIndex, put: Callable[..., str]
+) -> None:
+    study, ct, mr = generate_uid(), generate_uid(), generate_uid()
+    patient = f"P-{uuid.uuid4().hex[:6]}"
+    common = {
+        "study_instance_uid": study,
+        "patient_id": patient,
+        "patient_name": "Doe^Jane^Q",
+        "study_date": "20240110",
+    }
+    keys = [put(**common, series_instance_uid=ct, series_number=2, instance_number=n, modality="CT") for n in (3, 1, 2)]
+    keys.append(put(**common, series_instance_uid=mr, series_number=1, instance_number=1, modality="MR"))
+    for key in keys:
+        assert indexer.index_object(key) == "indexed"
+    record = one(studies, study)
+    assert (record.number_of_instances, record.number_of_series, record.modalities_in_study) == (4, 2, ["CT", "MR"])
+    assert (record.patient_id, record.patient_name, record.study_date) == (patient, "Doe^Jane^Q", "20240110")
+    series = studies.series_of([study, generate_uid()])
+    assert [(s.series_instance_uid, s.modality, s.number_of_instances) for s in series[study]] == [
+        (mr, "MR", 1),
+        (ct, "CT", 3),
+    ]
+    assert list(series.values())[1] == []
+    page, position = studies.instances(ct, 2)
+    assert [i.instance_number for i in page] == [1, 2] and position is not None
+    rest, end = studies.instances(ct, 2, position)
+    assert [i.instance_number for i in rest] == [3] and end is None
+    assert rest[0].s3_path.endswith(keys[0]) and rest[0].fields["PatientID"] == patient
+    assert [i.s3_path for i in studies.instances_by_sop(rest[0].sop_instance_uid)] == [rest[0].s3_path]
+
+
+def test_duplicates_reorderings_and_deletes_keep_counts_exact(
+    indexer: Indexer, studies: StudyIndex, put: Callable[..., str], s3: Any
+) -> None:
+    study, series = generate_uid(), generate_uid()
+    keys = [put(study_instance_uid=study, series_instance_uid=series, modality="CT") for _ in range(3)]
+    for key in keys + keys:  # every event twice
+        indexer.index_object(key, normalize_sequencer("10"))
+    assert one(studies, study).number_of_instances == 3
+    # A late create after the delete of the same object changes nothing.
+    assert indexer.remove(keys[0], normalize_sequencer("20")) == "removed"
+    assert indexer.index_object(keys[0], normalize_sequencer("15")) == "stale"
+    assert indexer.remove(keys[0], normalize_sequencer("20")) in {"removed", "stale"}
+    assert one(studies, study).number_of_instances == 2
+    # A file overwritten with another modality moves its count.
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=keys[1],
+        Body=build_file(SampleSpec(study_instance_uid=study, series_instance_uid=series, modality="PT")),
+    )
+    indexer.index_object(keys[1], normalize_sequencer("30"))
+    record = one(studies, study)
+    assert (record.number_of_instances, record.modalities_in_study) == (2, ["CT", "PT"])
+    for key in keys[1:]:
+        indexer.remove(key, normalize_sequencer("40"))
+    assert one(studies, study) is None
+    assert studies.series_of([study]) == {study: []}
+    assert studies.search_studies(StudyCriteria(study_instance_uid=study), 10) == ([], None)
+
+
+def test_concurrent_events_of_one_study_count_exactly(
+    indexer: Indexer, studies: StudyIndex, put: Callable[..., str]
+) -> None:
+    study = generate_uid()
+    series = [generate_uid() for _ in range(3)]
+    keys = [put(study_instance_uid=study, series_instance_uid=series[n % 3]) for n in range(24)]
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(indexer.index_object, keys)) == {"indexed"}
+    record = one(studies, study)
+    assert (record.number_of_instances, record.number_of_series) == (24, 3)
+    assert sorted(s.number_of_instances for s in studies.series_of([study])[study]) == [8, 8, 8]
+
+
+def test_a_bulk_page_builds_the_same_counts(
+    indexer: Indexer, studies: StudyIndex, put: Callable[..., str], dynamodb: DynamoDBManager
+) -> None:
+    study = generate_uid()
+    keys = [put(study_instance_uid=study, series_instance_uid=generate_uid(), modality="MR") for _ in range(30)]
+    listed = [Listed(key, "") for key in keys]
+    with ThreadPoolExecutor(4) as pool:
+        result = indexer.index_page(listed, pool)
+        assert (result.indexed, result.failed) == (30, 0)
+        again = indexer.index_page(listed, pool)  # the ETags differ: read and written again
+    assert again.indexed == 30
+    record = one(studies, study)
+    assert (record.number_of_instances, record.number_of_series, record.modalities_in_study) == (30, 30, ["MR"])
+
+
+def test_study_search_reads_search_keys_then_verifies(
+    indexer: Indexer, studies: StudyIndex, put: Callable[..., str]
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    made = []
+    for day, name, modality in (
+        ("20230105", "Smith^Anna", "CT"),
+        ("20230107", "Doe^John", "MR"),
+        ("20230106", "Doe^Jane", "CT"),
+    ):
+        study = generate_uid()
+        made.append(study)
+        key = put(
+            study_instance_uid=study,
+            patient_id=f"ID-{tag}",
+            patient_name=name,
+            study_date=day,
+            modality=modality,
+            study_description=f"Knee {tag} left",
+        )
+        indexer.index_object(key)
+    everything = StudyCriteria(patient_id=TextMatch.parse(f"ID-{tag}", "patientId"))
+    found, position = studies.search_studies(everything, 2)
+    assert [s.study_date for s in found] == ["20230107", "20230106"] and position is not None
+    found, position = studies.search_studies(everything, 2, position)
+    assert [s.study_date for s in found] == ["20230105"] and position is None
+    doe = StudyCriteria(
+        patient_name=TextMatch.parse("*do*", "patientName"), study_description=TextMatch.parse(f"*{tag}*", "d")
+    )
+    assert [s.patient_name for s in studies.search_studies(doe, 10)[0]] == ["Doe^John", "Doe^Jane"]
+    anna = StudyCriteria(
+        patient_name=TextMatch.parse("*ann*", "patientName"), patient_id=TextMatch.parse(f"ID-{tag}", "p")
+    )
+    assert [s.patient_name for s in studies.search_studies(anna, 10)[0]] == ["Smith^Anna"]
+    ct = StudyCriteria(modality="CT", study_description=TextMatch.parse(f"*{tag}*", "d"), study_date_to="20230106")
+    assert [s.study_instance_uid for s in studies.search_studies(ct, 10)[0]] == [made[2], made[0]]
+    prefix = StudyCriteria(
+        patient_name=TextMatch.parse("DOE^JO*", "patientName"), patient_id=TextMatch.parse(f"ID-{tag}", "p")
+    )
+    assert [s.patient_name for s in studies.search_studies(prefix, 10)[0]] == ["Doe^John"]
+
+
+def test_search_keys_cover_every_prefix_up_to_the_limit() -> None:
+    item = {
+        "StudyInstanceUID": {"S": "1.2"},
+        "PatientName": {"S": "Doe^Jane"},
+        "StudyDescription": {"S": "CT Chest"},
+        "M#CT": {"N": "2"},
+        "M#MR": {"N": "0"},
+    }
+    tokens = aggregates.study_tokens(item)
+    assert {"*", "mod:ct", "pn:d", "pn:doe", "pn:jane", "desc:chest", "desc:ch"} <= set(tokens)
+    assert "mod:mr" not in tokens
+    assert aggregates.query_token("pn", "doe^j") == "pn:doe"
+    assert aggregates.query_token("desc", "abdominalis") == "desc:abdomina"
