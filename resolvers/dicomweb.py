@@ -37,6 +37,7 @@ from typing import Any, Literal
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 from errors import DicomMetaError, InvalidArgument, NotFound, UpstreamUnavailable, scrubbed_traceback
+from managers.aggregates import study_sort_key
 from managers.bundle import Managers
 from managers.studies import InstanceRecord, Position, SeriesRecord, StudyCriteria, StudyIndex, StudyRecord
 from metadata import normalize_date
@@ -535,10 +536,9 @@ def _study_stream(
         yield from studies
 
 
-def _study_order(study: StudyRecord) -> tuple[int, str]:
-    # The index's order: newest StudyDate first, then StudyInstanceUID; no date last.
-    date = study.study_date
-    return (-int(date) if date and date.isdigit() else 1, study.study_instance_uid)
+def _study_order(study: StudyRecord) -> str:
+    # The index's own order: newest StudyDate first, then StudyInstanceUID; no date last.
+    return study_sort_key(study.study_date, study.study_instance_uid)
 
 
 def metadata_instances(
