@@ -143,6 +143,8 @@ EXAMINED_WARNING = (
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
 _NUMBER = re.compile(r"[0-9]{1,9}")
 _LIST_SEPARATORS = re.compile(r"[\\,]")
+# A modality code (CS, PS3.5 6.2: upper-case letters, digits, underscore); any case accepted.
+_MODALITY = re.compile(r"[A-Za-z0-9_]{1,16}")
 _DATE_FORMS = "YYYYMMDD, YYYYMMDD-YYYYMMDD, -YYYYMMDD or YYYYMMDD-"
 
 
@@ -339,13 +341,19 @@ def _date_range(value: str, name: str) -> tuple[str | None, str | None]:
 
 
 def _list(given: list[str] | None, name: str) -> list[str] | None:
-    """Return the values of a list key: repeated, and each separated by ``\\`` or ``,``."""
-    if given is None:
+    """Return the values of a list key: repeated, and each separated by ``\\`` or ``,``.
+
+    ``None`` when no value is given (universal matching); an empty item (``1.2,,1.3``) is
+    malformed.
+    """
+    if given is None or given == [""]:
         return None
-    items = [item.strip() for value in given for item in _LIST_SEPARATORS.split(value) if item.strip()]
+    items = [item for value in given for item in _LIST_SEPARATORS.split(value)]
+    if not all(items):
+        raise InvalidArgument(f"{name} has an empty value in its list")
     if len(items) > MAX_LIST_VALUES:
         raise InvalidArgument(f"{name} takes at most {MAX_LIST_VALUES} values")
-    return items or None
+    return items
 
 
 def _uids(given: list[str] | None, in_path: str | None, name: str) -> frozenset[str] | None:
@@ -363,7 +371,7 @@ def _modalities(given: list[str] | None, name: str) -> frozenset[str] | None:
     if listed is None:
         return None
     for modality in listed:
-        if len(modality) > 16 or "*" in modality or "?" in modality:
+        if not _MODALITY.fullmatch(modality):
             raise InvalidArgument(f"{name} takes DICOM modality codes such as CT, at most 16 characters each")
     return frozenset(modality.upper() for modality in listed)
 

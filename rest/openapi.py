@@ -161,7 +161,7 @@ SCHEMAS: dict[str, Any] = {
 DICOM_JSON = "application/dicom+json"
 _UID = r"[0-9]+(\.[0-9]+)*"
 _UID_LIST = f"^({_UID}([\\\\,]{_UID})*)?$"
-_TEXT_PATTERN = r"^\*?[^*?]{0,64}\*?$"
+_TEXT_PATTERN = r"^\**[^*?]{0,64}\**$"
 _DATE_RANGE = {"type": "string", "pattern": f"^(|{_DATE}|{_DATE}-|-{_DATE}|{_DATE}-{_DATE})$"}
 _MODALITIES = {"type": "string", "pattern": "^([A-Za-z0-9_]{1,16}([\\\\,][A-Za-z0-9_]{1,16})*)?$"}
 

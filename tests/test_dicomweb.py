@@ -94,6 +94,10 @@ def test_date_ranges(value: str, bounds: tuple[str | None, str | None]) -> None:
         "PatientID=a&PatientID=b",
         "limit=1&limit=2",
         "ModalitiesInStudy=C*",
+        "ModalitiesInStudy=®",
+        "ModalitiesInStudy=CT,",
+        "StudyInstanceUID=1.2,,1.3",
+        "StudyInstanceUID=1.2 ",
         f"StudyInstanceUID={','.join(str(n) for n in range(101))}",
     ],
 )
