@@ -427,7 +427,8 @@ def _instance_results(managers: Managers, query: QidoQuery, budget: _Budget) -> 
                 (i for i in found if i.series_instance_uid == series.series_instance_uid), key=_instance_order
             )
         else:
-            instances = _instances_of(managers.studies, series.series_instance_uid, budget)
+            page = min(query.offset + query.limit, INSTANCE_PAGE)
+            instances = _instances_of(managers.studies, series.series_instance_uid, budget, page)
         for instance in instances:
             if query.sop_uids is None or instance.sop_instance_uid in query.sop_uids:
                 yield {**study_values, **series_values, **instance.keywords()}
@@ -457,8 +458,10 @@ def _series_walk(managers: Managers, query: QidoQuery, budget: _Budget) -> Itera
     if query.modalities is not None and query.modalities_in_study is None:
         # A series of that modality is in a study with it among ModalitiesInStudy.
         query = replace(query, modalities_in_study=query.modalities)
-    studies = _studies(managers, query, budget, WALK_STUDY_PAGE)
-    while batch := list(itertools.islice(studies, WALK_STUDY_PAGE)):
+    # Pages no larger than the answer needs: a one-result search reads one study's series.
+    page = min(query.offset + query.limit, WALK_STUDY_PAGE)
+    studies = _studies(managers, query, budget, page)
+    while batch := list(itertools.islice(studies, page)):
         by_study = managers.studies.series_of([study.study_instance_uid for study in batch])
         for study in batch:
             for series in by_study.get(study.study_instance_uid, []):
@@ -480,12 +483,14 @@ def _series_matches(series: SeriesRecord, query: QidoQuery) -> bool:
     return date is not None and (low is None or date >= low) and (high is None or date <= high)
 
 
-def _instances_of(index: StudyIndex, series_uid: str, budget: _Budget) -> Iterator[InstanceRecord]:
-    """Yield a series' instances in order, a page at a time, while the budget lasts."""
+def _instances_of(
+    index: StudyIndex, series_uid: str, budget: _Budget, page: int = INSTANCE_PAGE
+) -> Iterator[InstanceRecord]:
+    """Yield a series' instances in order, ``page`` at a time, while the budget lasts."""
     after: Position | None = None
     while True:
-        page, after = index.instances(series_uid, INSTANCE_PAGE, after)
-        for instance in page:
+        found, after = index.instances(series_uid, page, after)
+        for instance in found:
             if not budget.take():
                 return
             yield instance
