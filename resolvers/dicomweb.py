@@ -455,8 +455,9 @@ def _series_walk(managers: Managers, query: QidoQuery, budget: _Budget) -> Itera
         # Known series: only their studies are walked.
         known = managers.studies.get_series(sorted(query.series_uids))
         query = replace(query, study_uids=frozenset(series.study_instance_uid for series in known.values()))
-    if query.modalities is not None and query.modalities_in_study is None:
-        # A series of that modality is in a study with it among ModalitiesInStudy.
+    if query.modalities is not None and query.modalities_in_study is None and query.study_uids is None:
+        # A series of that modality is in a study with it among ModalitiesInStudy: only those
+        # studies are walked (listed studies are read by UID, which is cheaper still).
         query = replace(query, modalities_in_study=query.modalities)
     # Pages no larger than the answer needs: a one-result search reads one study's series.
     page = min(query.offset + query.limit, WALK_STUDY_PAGE)

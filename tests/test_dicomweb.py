@@ -341,6 +341,8 @@ def test_series_of_a_study_and_across_studies(client: FlaskClient, archive: Arch
     assert [values(item, SERIES_UID) for item in everywhere] == [[archive.mr_series], [archive.old_series]]
     by_uid = body(client.get(f"/dicomweb/series?SeriesInstanceUID={archive.old_series}"))
     assert [values(item, STUDY_UID) for item in by_uid] == [[archive.old_study]]
+    listed = body(client.get(f"/dicomweb/series?SeriesInstanceUID={archive.ct_series},{archive.mr_series}&Modality=MR"))
+    assert [values(item, SERIES_UID) for item in listed] == [[archive.mr_series]]
 
 
 def test_instances_of_a_series_a_study_and_by_uid(client: FlaskClient, archive: Archive) -> None:
