@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -538,3 +539,22 @@ def test_no_query_value_or_header_value_reaches_the_logs(
     ):
         assert value not in logged
     assert "/dicomweb/studies/<study>/series/<series>/metadata" in caplog.text  # the access line: the route only
+
+
+def test_a_series_search_over_many_studies_answers(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
+    # More studies than the DynamoDB manager's pool has workers: asking the index for all of
+    # their series at once hangs the process (see resolvers.dicomweb._series_of).
+    patient = f"DW-MANY-{uuid.uuid4().hex[:8]}"
+    for day in range(1, 18):
+        put_dicom(patient_id=patient, study_date=f"202401{day:02d}", study_instance_uid=generate_uid(), series_number=1)
+    studies = lambda: body(client.get(f"/dicomweb/studies?PatientID={patient}"))  # noqa: E731 - a probe
+    assert wait_for(lambda: len(studies()) == 17), "the studies were not indexed in time"
+    answers: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(client.get(f"/dicomweb/series?PatientID={patient}&limit=100")), daemon=True
+    )
+    thread.start()
+    thread.join(timeout=60)
+    assert answers, "the series search did not answer"
+    dates = [item[STUDY_UID]["Value"][0] for item in body(answers[0])]
+    assert len(dates) == 17
