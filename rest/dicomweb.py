@@ -17,7 +17,7 @@ import json
 from flask import Blueprint, Response, request
 
 from resolvers import dicomweb
-from resolvers.dicom_json import render
+from resolvers.record_json import render
 from rest import managers
 from web.request_id import current_request_id
 

@@ -22,7 +22,7 @@ from local.samples import SampleSpec, build_file
 from local.server import LocalAWS
 from managers.studies import TextMatch
 from resolvers import dicomweb
-from resolvers.dicom_json import render
+from resolvers.record_json import render
 
 DICOM_JSON = "application/dicom+json"
 
