@@ -13,3 +13,7 @@ SEED_UID_ROOT = "1.2.826.0.1.3680043.8.498.1."
 def seeded_s3_path(number: int = 1) -> str:
     """Return the s3 path of the ``number``-th generated seed file (1 to 3)."""
     return f"s3://{S3_BUCKET_NAME}/dicom/anon-{SEED_UID_ROOT}{number}.dcm"
+
+
+# A seeded knee MR study of two series of two instances each: the study view's example.
+SEED_STUDY_UID = f"{SEED_UID_ROOT}100"

@@ -24,7 +24,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from seeds import SEED_UID_ROOT
+from seeds import SEED_STUDY_UID, SEED_UID_ROOT
 
 # pydicom's bundled files that make good seeds: small, uncompressed headers, varied.
 BUNDLED_SEEDS: tuple[str, ...] = ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "waveform_ecg.dcm")
@@ -210,4 +210,28 @@ def seed_files() -> list[tuple[str, bytes]]:
             patient_name="Müller^Jürgen",
         ),
     ]
+    generated += seed_study()
     return [(spec.file_name, build_file(spec)) for spec in generated] + [bundled_file(name) for name in BUNDLED_SEEDS]
+
+
+def seed_study() -> list[SampleSpec]:
+    """Return the seeded study: a knee MR of two series (T1 and T2) of two instances each."""
+    return [
+        SampleSpec(
+            sop_instance_uid=f"{SEED_STUDY_UID}.{series}.{number}",
+            study_instance_uid=SEED_STUDY_UID,
+            series_instance_uid=f"{SEED_STUDY_UID}.{series}",
+            series_number=series,
+            instance_number=number,
+            series_description=("SAG T1", "COR T2 FS")[series - 1],
+            patient_id="PAT-0004",
+            patient_name="Doe^John",
+            study_date="20240520",
+            modality="MR",
+            institution_name="General Hospital",
+            study_description="MRI KNEE LEFT",
+            accession_number="ACC-1004",
+        )
+        for series in (1, 2)
+        for number in (1, 2)
+    ]

@@ -14,7 +14,7 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
-from local import DEFAULT_PORT, LOCAL_CREDENTIALS
+from local import DEFAULT_PORT, LOCAL_CREDENTIALS, moto_fixes
 from local.events import INDEXER_FILE, MAX_RECEIVES, VISIBILITY_TIMEOUT, EventRunner, load_handler_module
 from local.samples import seed_files
 from managers.aws import Service, make_client
@@ -82,7 +82,8 @@ class LocalAWS:
         middleware: WsgiMiddleware | None = None,
     ) -> LocalAWS:
         """Start moto on ``127.0.0.1:port`` (0 picks a free port), create and seed everything."""
-        app: Any = DomainDispatcherApplication(create_backend_app)
+        moto_fixes.install()
+        app: Any = moto_fixes.serialize_dynamodb(DomainDispatcherApplication(create_backend_app))
         if middleware is not None:
             app = middleware(app)
         server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_QuietRequestHandler)

@@ -434,14 +434,21 @@ class DynamoDBManager:
             request["ExpressionAttributeNames"]["#s"] = keys[1]
             request["ExpressionAttributeValues"][":after"] = {"S": after}
         items: list[dict[str, Any]] = []
-        for item in _continue(self._pool.submit(self._query, request), self._query, request):
+        # On the caller's thread: map_parallel runs callers of this on the pool, and a pool
+        # task waiting for another task of the same pool deadlocks once every worker waits.
+        first: Future[dict[str, Any]] = Future()
+        first.set_result(self._query(request))
+        for item in _continue(first, self._query, request):
             items.append(item)
             if len(items) == limit:
                 break
         return items
 
     def map_parallel(self, function: Callable[[T], R], values: list[T]) -> list[R]:
-        """Return ``function`` of each value, the calls run side by side on the manager's pool."""
+        """Return ``function`` of each value, the calls run side by side on the manager's pool.
+
+        ``function`` must not wait for another task of the pool (``query_partition`` does not).
+        """
         return list(self._pool.map(function, values))
 
     def _query(self, request: dict[str, Any]) -> dict[str, Any]:

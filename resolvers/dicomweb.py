@@ -463,27 +463,13 @@ def _series_walk(managers: Managers, query: QidoQuery, budget: _Budget) -> Itera
     page = min(query.offset + query.limit, WALK_STUDY_PAGE)
     studies = _studies(managers, query, budget, page)
     while batch := list(itertools.islice(studies, page)):
-        by_study = _series_of(managers.studies, [study.study_instance_uid for study in batch])
+        by_study = managers.studies.series_of([study.study_instance_uid for study in batch])
         for study in batch:
             for series in by_study.get(study.study_instance_uid, []):
                 if not budget.take():
                     return
                 if _series_matches(series, query):
                     yield study, series
-
-
-def _series_of(index: StudyIndex, study_uids: list[str]) -> dict[str, list[SeriesRecord]]:
-    """Return each study's series, asking the index for one study at a time.
-
-    ``StudyIndex.series_of`` runs its per-study Queries on the DynamoDB manager's pool, and each
-    of them waits there for a Query of its own: given as many studies as the pool has workers
-    (16), every worker waits for work queued behind it and the process hangs. One study per
-    call keeps one worker waiting per request.
-    """
-    found: dict[str, list[SeriesRecord]] = {}
-    for uid in study_uids:
-        found.update(index.series_of([uid]))
-    return found
 
 
 def _series_matches(series: SeriesRecord, query: QidoQuery) -> bool:

@@ -10,19 +10,40 @@ from typing import Any
 from seeds import seeded_s3_path
 
 EXAMPLE_QUERY = """\
-# Ctrl-Enter (or ▶) runs this query on
-# a seeded file (its path: Variables).
+# Ctrl-Enter (or ▶) runs this query.
 # The book icon opens the schema's docs.
 #
-# live:   five fields, read from S3 now
-# stored: the record the ingest keeps
-#         in DynamoDB
-# ct2024: stored CT studies of 2024, one
-#         per page: pass nextCursor as
-#         `after` for the next; dicomJson
-#         reads any attribute from S3
+# studies: the archive as a study list,
+#          newest first, with each study's
+#          series and counts. For the next
+#          page, copy nextCursor into
+#          `after` (Variables). Narrow it
+#          with filter: {patientName:
+#          "*doe*", modality: "CT",
+#          studyDateFrom: "2024-01-01"}
+# live:    the five fields of a seeded
+#          file (Variables), read from S3
 
-query SeededFile($s3Path: String!) {
+query StudyList($after: String, $s3Path: String!) {
+  studies(first: 10, after: $after) {
+    items {
+      studyInstanceUid
+      patientName
+      patientId
+      studyDate
+      studyDescription
+      modalitiesInStudy
+      numberOfSeries
+      numberOfInstances
+      series {
+        seriesNumber
+        modality
+        seriesDescription
+        numberOfInstances
+      }
+    }
+    nextCursor
+  }
   live: dicomMetadata(s3Path: $s3Path) {
     s3Path
     patientId
@@ -31,28 +52,10 @@ query SeededFile($s3Path: String!) {
     institutionName
     studyDescription
   }
-  stored: storedMetadata(s3Path: $s3Path) {
-    patientId
-    studyDate
-    modality
-    institutionName
-    studyDescription
-  }
-  ct2024: searchMetadata(
-    filter: {modality: "CT", studyDateFrom: "2024-01-01", studyDateTo: "2024-12-31"}
-    first: 1
-  ) {
-    items {
-      s3Path
-      studyDate
-      dicomJson(keywords: ["SeriesDescription", "Rows"])
-    }
-    nextCursor
-  }
 }
 """
 
 
 def example_variables() -> dict[str, Any]:
-    """Return the variables of ``EXAMPLE_QUERY``: the first generated seed file."""
-    return {"s3Path": seeded_s3_path(1)}
+    """Return the variables of ``EXAMPLE_QUERY``: the first page, the first generated seed file."""
+    return {"after": None, "s3Path": seeded_s3_path(1)}

@@ -7,6 +7,7 @@ from strawberry.types import Info
 
 import resolvers
 from resolvers import MAX_BATCH_PATHS, ExtractionFailure
+from schema.studies import Series, Study, StudyFilter, StudyPage
 from schema.types import (
     Context,
     DicomFile,
@@ -63,3 +64,24 @@ class Query:
             else DicomMetadata.from_record(result)
             for result in results
         ]
+
+    @strawberry.field(
+        description=f"Studies matching `filter` (all of them without one), newest StudyDate first, then by "
+        f"StudyInstanceUID; `first` is 1 to {resolvers.MAX_STUDIES_PAGE}."
+    )
+    def studies(
+        self, info: Info[Context, None], filter: StudyFilter | None = None, first: int = 50, after: str | None = None
+    ) -> StudyPage:
+        criteria = (filter or StudyFilter()).criteria()
+        page = resolvers.search_studies(info.context.managers, criteria, first, after)
+        return StudyPage(items=Study.page_of(page.items), next_cursor=page.next_cursor)
+
+    @strawberry.field(description="The study of this StudyInstanceUID; null when none of its files is stored.")
+    def study(self, info: Info[Context, None], study_instance_uid: str) -> Study | None:
+        record = resolvers.get_study(info.context.managers, study_instance_uid)
+        return None if record is None else Study.from_record(record)
+
+    @strawberry.field(description="The series of this SeriesInstanceUID; null when none of its files is stored.")
+    def series(self, info: Info[Context, None], series_instance_uid: str) -> Series | None:
+        record = resolvers.get_series(info.context.managers, series_instance_uid)
+        return None if record is None else Series.from_record(record)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, NewType, TypeVar
 
@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 import resolvers
 from resolvers import ExtractionFailure, StoredObject
+from schema.loaders import Loaders, RequestBudget
 
 if TYPE_CHECKING:
     from managers.bundle import Managers
@@ -23,10 +24,15 @@ Long = NewType("Long", int)
 
 @dataclass
 class Context:
-    """What every resolver receives as ``info.context``: built once per request."""
+    """What every resolver receives as ``info.context``: built once per request, its loaders with it."""
 
     managers: Managers
     request_id: str
+    loaders: Loaders = field(init=False)
+    budget: RequestBudget = field(init=False, default_factory=RequestBudget)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.managers)
 
 
 @strawberry.type(description="The five DICOM fields of one file; null where the file has no value.")
@@ -41,9 +47,10 @@ class DicomMetadata:
     @strawberry.field(
         description="The file's header in the DICOM JSON model (PS3.18 Annex F), read from S3 when "
         'asked for: all attributes, or only `keywords` (keywords such as "Rows" or 8-hex tags). '
-        "Bulk data is left out."
+        "Bulk data is left out. One request reads at most 500 headers this way."
     )
     def dicom_json(self, info: Info[Context, None], keywords: list[str] | None = None) -> JSON | None:
+        info.context.budget.spend("dicomJson", 1)
         return JSON(resolvers.dicom_json(info.context.managers, self.s3_path, keywords))
 
     @classmethod

@@ -542,8 +542,8 @@ def test_no_query_value_or_header_value_reaches_the_logs(
 
 
 def test_a_series_search_over_many_studies_answers(client: FlaskClient, put_dicom: Callable[..., str]) -> None:
-    # More studies than the DynamoDB manager's pool has workers: asking the index for all of
-    # their series at once hangs the process (see resolvers.dicomweb._series_of).
+    # More studies than the DynamoDB manager's pool has workers, their series asked for at once
+    # (StudyIndex.series_of once hung the process so).
     patient = f"DW-MANY-{uuid.uuid4().hex[:8]}"
     for day in range(1, 18):
         put_dicom(patient_id=patient, study_date=f"202401{day:02d}", study_instance_uid=generate_uid(), series_number=1)

@@ -17,9 +17,10 @@ from pydicom.uid import generate_uid
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS, create_table
 from managers import aggregates
-from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
+from managers.DynamoDBManager import SHARD_WORKERS, DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
 from managers.studies import StudyCriteria, StudyIndex, TextMatch
+from seeds import SEED_STUDY_UID
 
 BUCKET = "data-apps-ex"
 TABLE = f"studies-test-{uuid.uuid4().hex[:8]}"
@@ -206,3 +207,24 @@ def test_search_keys_cover_every_prefix_up_to_the_limit() -> None:
     assert "mod:mr" not in tokens
     assert aggregates.query_token("pn", "doe^j") == "pn:doe"
     assert aggregates.query_token("desc", "abdominalis") == "desc:abdomina"
+
+
+def test_the_embedded_aws_seeds_a_study_indexed_on_arrival(local_aws: LocalAWS) -> None:
+    keys = (local_aws.credentials.aws_access_key_id, local_aws.credentials.aws_secret_access_key)
+    seeded = StudyIndex(DynamoDBManager(*keys, endpoint_url=local_aws.endpoint_url))
+    record = seeded.get_studies([SEED_STUDY_UID])[SEED_STUDY_UID]
+    assert (record.patient_name, record.number_of_series, record.number_of_instances) == ("Doe^John", 2, 4)
+    assert [s.series_description for s in seeded.series_of([SEED_STUDY_UID])[SEED_STUDY_UID]] == [
+        "SAG T1",
+        "COR T2 FS",
+    ]
+    found, _ = seeded.search_studies(StudyCriteria(patient_name=TextMatch.parse("*joh*", "patientName")), 10)
+    assert SEED_STUDY_UID in [study.study_instance_uid for study in found]
+
+
+def test_the_series_of_more_studies_than_the_pool_has_workers(studies: StudyIndex) -> None:
+    # Each study's Query runs on the pool's thread that asked for it: none waits for another task.
+    uids = [str(generate_uid()) for _ in range(SHARD_WORKERS * 2 + 3)]
+    with ThreadPoolExecutor(1) as guard:
+        found = guard.submit(studies.series_of, uids).result(timeout=60)
+    assert found == {uid: [] for uid in uids}
