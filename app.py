@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 
 import rest
+import rest.dicomweb
 import rest.errors
 import rest.ops
 import web.auth
@@ -100,6 +101,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     web.limits.install(app)
     app.register_blueprint(rest.bp)
     app.register_blueprint(rest.ops.bp)
+    app.register_blueprint(rest.dicomweb.bp)
     local_graphiql = graphiql.register(app, Path(app.config["GRAPHIQL_NODE_MODULES"]))
     app.add_url_rule(
         "/graphql",

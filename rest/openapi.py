@@ -39,9 +39,9 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+def json_body(schema: dict[str, Any], description: str, media_type: str = "application/json") -> dict[str, Any]:
     """Return a response (or request body) of JSON matching ``schema``."""
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+    return {"description": description, "content": {media_type: {"schema": schema}}}
 
 
 def query_parameter(name: str, description: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
@@ -81,10 +81,12 @@ def operation(
     parameters: list[dict[str, Any]] | None = None,
     request_body: dict[str, Any] | None = None,
     public: bool = False,
+    media_type: str = "application/json",
 ) -> dict[str, Any]:
-    """Return an operation: its success answer, its contract errors, and whether it needs a key."""
+    """Return an operation: its success answer (of ``media_type``), its contract errors, and
+    whether it needs a key."""
     status, schema, description = ok
-    responses = {str(status): json_body(schema, description)}
+    responses = {str(status): json_body(schema, description, media_type)}
     for code in (*errors, *(() if public else (401,))):
         responses[str(code)] = json_body(ref("Error"), ERROR_STATUSES[code])
     op: dict[str, Any] = {"summary": summary, "responses": dict(sorted(responses.items()))}
@@ -155,6 +157,122 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+# DICOMweb (PS3.18) under /dicomweb: QIDO-RS keys by keyword (a tag such as 00100020 works too).
+DICOM_JSON = "application/dicom+json"
+_UID = r"[0-9]+(\.[0-9]+)*"
+_UID_LIST = f"^({_UID}([\\\\,]{_UID})*)?$"
+_TEXT_PATTERN = r"^\**[^*?]{0,64}\**$"
+_DATE_RANGE = {"type": "string", "pattern": f"^(|{_DATE}|{_DATE}-|-{_DATE}|{_DATE}-{_DATE})$"}
+_MODALITIES = {"type": "string", "pattern": "^([A-Za-z0-9_]{1,16}([\\\\,][A-Za-z0-9_]{1,16})*)?$"}
+
+
+def uid_in_path(name: str, description: str) -> dict[str, Any]:
+    """Return a UID path parameter (a malformed one: 400 INVALID_ARGUMENT)."""
+    schema = {"type": "string", "pattern": f"^{_UID}$", "maxLength": 64}
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
+
+
+def _uid_list(description: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": _UID_LIST, "description": description}
+
+
+QIDO_CONTROL_PARAMETERS = [
+    query_parameter(
+        "limit",
+        "results per answer (default 100; above 1000: 1000 and a Warning header)",
+        {"type": "integer", "minimum": 1},
+    ),
+    query_parameter("offset", "results skipped, at most 10000", {"type": "integer", "minimum": 0, "maximum": 10000}),
+    query_parameter(
+        "includefield", "more attributes: keywords or tags, comma-separated or repeated, or all", {"type": "string"}
+    ),
+    query_parameter("fuzzymatching", "true: answered with literal matching and a Warning header", {"type": "boolean"}),
+]
+QIDO_STUDY_PARAMETERS = [
+    query_parameter("StudyInstanceUID", "one UID or a list (\\ or ,)", _uid_list("UIDs")),
+    query_parameter(
+        "PatientID", "exact, or value* / *value* for a prefix", {"type": "string", "pattern": _TEXT_PATTERN}
+    ),
+    query_parameter(
+        "PatientName",
+        "exact, NAME* (prefix), *text* (a name component's prefix); any case",
+        {"type": "string", "pattern": _TEXT_PATTERN},
+    ),
+    query_parameter("StudyDate", "a date or an inclusive range: A, A-B, -B or A-", _DATE_RANGE),
+    query_parameter(
+        "AccessionNumber", "exact, or value* / *value* for a prefix", {"type": "string", "pattern": _TEXT_PATTERN}
+    ),
+    query_parameter(
+        "StudyDescription",
+        "exact, text* (prefix), *text* (a word's prefix)",
+        {"type": "string", "pattern": _TEXT_PATTERN},
+    ),
+    query_parameter("ModalitiesInStudy", "a modality or a list (\\ or ,): studies with any", _MODALITIES),
+]
+QIDO_SERIES_PARAMETERS = [
+    query_parameter("SeriesInstanceUID", "one UID or a list (\\ or ,)", _uid_list("UIDs")),
+    query_parameter("Modality", "a modality or a list (\\ or ,)", _MODALITIES),
+    query_parameter("SeriesDate", "a date or an inclusive range: A, A-B, -B or A-", _DATE_RANGE),
+]
+QIDO_INSTANCE_PARAMETERS = [
+    query_parameter("SOPInstanceUID", "one UID or a list (\\ or ,)", _uid_list("UIDs")),
+]
+_DICOM_JSON_ARRAY = {"type": "array", "items": {"type": "object"}}
+
+
+def qido(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return a QIDO-RS search operation: an array of DICOM JSON objects, [] when nothing matches."""
+    return operation(
+        summary,
+        (200, _DICOM_JSON_ARRAY, "the matching results in the DICOM JSON model ([] for none)"),
+        (400, 503),
+        parameters=parameters + QIDO_CONTROL_PARAMETERS,
+        media_type=DICOM_JSON,
+    )
+
+
+def wado_metadata(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return a WADO-RS metadata operation: each instance's header, without bulk data."""
+    return operation(
+        summary,
+        (200, _DICOM_JSON_ARRAY, "each instance's header in the DICOM JSON model"),
+        (400, 404, 503),
+        parameters=parameters,
+        media_type=DICOM_JSON,
+    )
+
+
+_STUDY = uid_in_path("study", "StudyInstanceUID")
+_SERIES = uid_in_path("series", "SeriesInstanceUID")
+_INSTANCE = uid_in_path("instance", "SOPInstanceUID")
+_STUDY_LEVEL = QIDO_STUDY_PARAMETERS
+_SERIES_LEVEL = QIDO_STUDY_PARAMETERS + QIDO_SERIES_PARAMETERS
+_INSTANCE_LEVEL = _SERIES_LEVEL + QIDO_INSTANCE_PARAMETERS
+DICOMWEB_PATHS: dict[str, dict[str, Any]] = {
+    "/dicomweb/studies": {"get": qido("QIDO-RS: search for studies", _STUDY_LEVEL)},
+    "/dicomweb/series": {"get": qido("QIDO-RS: search for series of any study", _SERIES_LEVEL)},
+    "/dicomweb/studies/{study}/series": {
+        "get": qido("QIDO-RS: search for series of a study", [_STUDY, *_SERIES_LEVEL])
+    },
+    "/dicomweb/instances": {"get": qido("QIDO-RS: search for instances of any study", _INSTANCE_LEVEL)},
+    "/dicomweb/studies/{study}/instances": {
+        "get": qido("QIDO-RS: search for instances of a study", [_STUDY, *_INSTANCE_LEVEL])
+    },
+    "/dicomweb/studies/{study}/series/{series}/instances": {
+        "get": qido("QIDO-RS: search for instances of a series", [_STUDY, _SERIES, *_INSTANCE_LEVEL])
+    },
+    "/dicomweb/studies/{study}/metadata": {
+        "get": wado_metadata("WADO-RS: the headers of a study's instances", [_STUDY])
+    },
+    "/dicomweb/studies/{study}/series/{series}/metadata": {
+        "get": wado_metadata("WADO-RS: the headers of a series' instances", [_STUDY, _SERIES])
+    },
+    "/dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata": {
+        "get": wado_metadata("WADO-RS: the header of one instance", [_STUDY, _SERIES, _INSTANCE])
+    },
+}
+
+
 PATHS: dict[str, dict[str, Any]] = {
     "/health": {
         "get": operation(
@@ -202,6 +320,7 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/openapi.json": {"get": operation("This document", (200, {"type": "object"}, "the OpenAPI document"), ())},
+    **DICOMWEB_PATHS,
 }
 
 
@@ -212,7 +331,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "dicom-meta REST API",
             "version": "1",
-            "description": "REST compatibility routes; GraphQL is served at /graphql.",
+            "description": "REST compatibility routes and DICOMweb (/dicomweb); GraphQL is served at /graphql.",
         },
         "paths": PATHS,
         "components": {

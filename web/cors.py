@@ -14,8 +14,10 @@ from flask_cors import CORS
 from web.auth import API_KEY_HEADER
 
 ALLOWED_METHODS = ["GET", "POST", "OPTIONS"]
-ALLOWED_HEADERS = ["Authorization", API_KEY_HEADER, "Content-Type", "X-Request-ID"]
-EXPOSED_HEADERS = ["X-Request-ID"]
+# Accept: a DICOMweb viewer's (OHIF's dicomweb-client) Accept values hold quotes, which make
+# it a header browsers preflight. Warning: DICOMweb's limit and fuzzy-matching notices.
+ALLOWED_HEADERS = ["Authorization", API_KEY_HEADER, "Content-Type", "X-Request-ID", "Accept"]
+EXPOSED_HEADERS = ["X-Request-ID", "Warning"]
 # Seconds a browser may cache a preflight answer.
 PREFLIGHT_MAX_AGE = 600
 # flask-cors treats an origin holding any of these as a regular expression; an origin is

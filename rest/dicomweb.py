@@ -1,0 +1,112 @@
+"""DICOMweb under /dicomweb (PS3.18): QIDO-RS searches and WADO-RS metadata, as application/dicom+json.
+
+Thin views over ``resolvers.dicomweb``: the query string goes in as given (a repeated key
+once per value), the answer comes out as a JSON array. Errors take the contract's JSON shape
+like every route's (``rest/errors.py``); warnings are ``Warning: 299 <service>: <text>``
+headers (PS3.18 8.3.4), ``<service>`` being this blueprint's base URL.
+
+A search that matches nothing answers ``200 []`` rather than the ``204`` PS3.18 allows:
+dicomweb-client reads both as no results, but OHIF's study loader maps over the answer of a
+series search, which a 204 leaves empty (``null`` in a browser).
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, request
+
+from resolvers import dicomweb
+from resolvers.record_json import render
+from rest import managers
+from web.request_id import current_request_id
+
+bp = Blueprint("dicomweb", __name__, url_prefix="/dicomweb")
+
+DICOM_JSON = "application/dicom+json"
+SKIPPED_WARNING = "{count} of the instances could not be read (gone or no longer DICOM) and were left out."
+
+
+@bp.get("/studies")
+def search_for_studies() -> Response:
+    """Search for studies (QIDO-RS)."""
+    return _search("study")
+
+
+@bp.get("/series")
+def search_for_series() -> Response:
+    """Search for series of any study (QIDO-RS)."""
+    return _search("series")
+
+
+@bp.get("/studies/<study>/series")
+def search_for_study_series(study: str) -> Response:
+    """Search for series of one study (QIDO-RS)."""
+    return _search("series", study)
+
+
+@bp.get("/instances")
+def search_for_instances() -> Response:
+    """Search for instances of any study (QIDO-RS)."""
+    return _search("instance")
+
+
+@bp.get("/studies/<study>/instances")
+def search_for_study_instances(study: str) -> Response:
+    """Search for instances of one study (QIDO-RS)."""
+    return _search("instance", study)
+
+
+@bp.get("/studies/<study>/series/<series>/instances")
+def search_for_series_instances(study: str, series: str) -> Response:
+    """Search for instances of one series (QIDO-RS)."""
+    return _search("instance", study, series)
+
+
+@bp.get("/studies/<study>/metadata")
+def study_metadata(study: str) -> Response:
+    """Return the header of every instance of a study (WADO-RS metadata)."""
+    return _metadata(study)
+
+
+@bp.get("/studies/<study>/series/<series>/metadata")
+def series_metadata(study: str, series: str) -> Response:
+    """Return the header of every instance of a series (WADO-RS metadata)."""
+    return _metadata(study, series)
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/metadata")
+def instance_metadata(study: str, series: str, instance: str) -> Response:
+    """Return the header of one instance (WADO-RS metadata)."""
+    return _metadata(study, series, instance)
+
+
+def _search(level: dicomweb.Level, study: str | None = None, series: str | None = None) -> Response:
+    """Run a QIDO-RS search of ``level`` with the request's query string."""
+    query = dicomweb.parse_query(level, request.args.items(multi=True), study, series)
+    answer = dicomweb.search(managers(), query)
+    required = dicomweb.LEVEL_ATTRIBUTES[level]
+    body = [render(values, query.attributes(values), required) for values in answer.results]
+    return _dicom_json(json.dumps(body, separators=(",", ":")), answer.warnings)
+
+
+def _metadata(study: str, series: str | None = None, instance: str | None = None) -> Response:
+    """Answer the headers of the instances a WADO-RS metadata route names; unreadable ones left out."""
+    bundle = managers()
+    instances = dicomweb.metadata_instances(bundle, study, series, instance)
+    # Each header is written out as it arrives, so the answer holds JSON text, not parsed headers.
+    parts: list[str] = []
+    for header in dicomweb.read_headers(bundle, instances, current_request_id()):
+        if header is not None:
+            parts.append(json.dumps(header, separators=(",", ":")))
+    skipped = len(instances) - len(parts)
+    warnings = (SKIPPED_WARNING.format(count=skipped),) if skipped else ()
+    return _dicom_json("[" + ",".join(parts) + "]", warnings)
+
+
+def _dicom_json(body: str, warnings: tuple[str, ...]) -> Response:
+    response = Response(body, mimetype=DICOM_JSON)
+    service = request.root_url.rstrip("/") + (bp.url_prefix or "")
+    for text in warnings:
+        response.headers.add("Warning", f"299 {service}: {text}")
+    return response
