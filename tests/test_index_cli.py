@@ -137,8 +137,16 @@ def test_ctrl_c_then_a_rerun_continues(monkeypatch: pytest.MonkeyPatch, tmp_path
         command = [sys.executable, "-m", "indexer", f"s3://{BUCKET}/slow/", "--workers", "1"]
         command += ["--report", str(tmp_path / "r.jsonl")]
         # WHEN it is interrupted mid-run (Ctrl-C)
+        # A run started in the background (nohup, `&` without job control) ignores SIGINT, and an
+        # ignored signal stays ignored in children: give the CLI Ctrl-C as a terminal would.
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 30
         assert process.stderr is not None
