@@ -374,7 +374,7 @@ def _json_element(element: DataElement) -> dict[str, Any]:
     if vr == "PN":
         # dcm2json writes an element holding only separators ("^^^^") with no Value, but
         # several empty names ("^\\^") as nulls.
-        names = [_person_name(str(value)) for value in values]
+        names = [person_name(str(value)) for value in values]
         return {"vr": vr, "Value": names} if names and names != [None] else {"vr": vr}
     converted = [None if _is_empty(value) else _VALUE_OF[vr](value) for value in values]
     # Nothing but empty values is no Value at all (dcm2json); an empty one among others is null (F.2.5).
@@ -396,7 +396,7 @@ def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip(" ") == "")
 
 
-def _person_name(text: str) -> dict[str, str] | None:
+def person_name(text: str) -> dict[str, str] | None:
     """Return one PN value as its component groups (PS3.18 F.2.2), or ``None`` when empty.
 
     As dcm2json writes it: spaces around a component and empty trailing components dropped

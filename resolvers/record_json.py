@@ -17,7 +17,8 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
-_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+from managers.DicomManager import person_name
+
 _INTEGER_VRS = frozenset({"IS", "SL", "SS", "SV", "UL", "US", "UV"})
 _DECIMAL_VRS = frozenset({"DS", "FD", "FL"})
 # Text VRs whose values may hold a backslash as text (PS3.5 6.2: VM is always 1).
@@ -91,7 +92,7 @@ def _converted(vr: str, value: Any) -> Any:
         return None
     try:
         if vr == "PN":
-            return _person_name(str(value))
+            return person_name(str(value))
         if vr in _INTEGER_VRS:
             return int(value.strip(" ") if isinstance(value, str) else value)
         if vr in _DECIMAL_VRS:
@@ -101,15 +102,3 @@ def _converted(vr: str, value: Any) -> Any:
         # A value the record holds that is no number (a malformed IS): written as empty.
         return None
     return str(value).rstrip(" ")
-
-
-def _person_name(text: str) -> dict[str, str] | None:
-    """Return a PN value as its component groups, empty trailing components dropped (F.2.2)."""
-    name: dict[str, str] = {}
-    for group_name, group in zip(_PN_GROUPS, text.split("="), strict=False):
-        components = [component.strip(" ") for component in group.split("^")]
-        while components and not components[-1]:
-            components.pop()
-        if components:
-            name[group_name] = "^".join(components)
-    return name or None
