@@ -388,9 +388,9 @@ class Aggregates:
         transaction one record of which lost a race is sent again without it; the caller
         decides those records again, one by one.
         """
-        plain = [item for item, expected in pairs if not Changes().add(expected, item)]
-        lost = self.dynamodb.write_items(plain)
-        moving = [(item, expected) for item, expected in pairs if Changes().add(expected, item)]
+        moves = [Changes().add(expected, item) for item, expected in pairs]
+        lost = self.dynamodb.write_items([item for (item, _), move in zip(pairs, moves, strict=True) if not move])
+        moving = [pair for pair, move in zip(pairs, moves, strict=True) if move]
         for group in _transaction_groups(moving):
             lost += self._write_group(group)
         return lost
@@ -451,7 +451,7 @@ class Aggregates:
             return
         if int(item.get(STUDY_INSTANCES, {}).get("N", "0")) <= 0:
             if self._delete_if_empty(study_key(uid), STUDY_INSTANCES):
-                self._delete_keys(sorted(item.get(TOKEN_KEYS, {}).get("SS", [])))
+                self.dynamodb.delete_items(sorted(item.get(TOKEN_KEYS, {}).get("SS", [])))
                 # Re-created meanwhile? Its writer's keys may just have been deleted: write them again.
                 if attempts > 1 and self.dynamodb.get_item(study_key(uid)) is not None:
                     self._forget_print(uid)
@@ -511,9 +511,6 @@ class Aggregates:
                 return False
             raise
         return True
-
-    def _delete_keys(self, keys: list[str]) -> None:
-        self.dynamodb.delete_items(keys)
 
 
 def _transaction_groups(
