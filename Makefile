@@ -72,14 +72,14 @@ bench: $(STAMP)
 	@for name in $(BENCH); do $(PY) bench/$$name.py $(BENCH_ARGS) || exit 1; done
 
 # The long fuzz run: thousands of generated requests (FUZZ_MAX_EXAMPLES per operation and
-# mode) and FUZZ_DICOM_CASES mutated DICOM files (tests/test_fuzz_dicom.py), new ones each
+# mode) and FUZZ_DICOM_CASES mutated DICOM files (tests/managers/dicom/test_fuzz_header.py), new ones each
 # time (the DICOM seed is printed; FUZZ_DICOM_SEED replays it); `make test` runs the same
 # tests with 25 requests per operation and 300 files, with fixed seeds.
 FUZZ_MAX_EXAMPLES ?= 500
 FUZZ_DICOM_CASES ?= 5000
 fuzz: $(STAMP)
 	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_DICOM_CASES=$(FUZZ_DICOM_CASES) FUZZ_RANDOM=1 \
-		$(PY) -m pytest -s -q tests/test_fuzz.py tests/test_fuzz_dicom.py $(PYTEST_ARGS)
+		$(PY) -m pytest -s -q tests/test_fuzz.py tests/managers/dicom/test_fuzz_header.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache node_modules

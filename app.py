@@ -18,7 +18,7 @@ import web.cors
 import web.limits
 import web.logs
 import web.request_id
-from managers.aws import SECRETS_FILE, load_secrets
+from managers.aws.clients import SECRETS_FILE, load_secrets
 from managers.bundle import Managers
 from resolvers import paging
 from schema import graphiql, schema

@@ -45,10 +45,10 @@ from config import S3_BUCKET_NAME  # noqa: E402  imported after the sys.path lin
 from local import LOCAL_CREDENTIALS  # noqa: E402  imported after the sys.path line above
 from local.process import LocalAWSProcess  # noqa: E402  imported after the sys.path line above
 from local.samples import SampleSpec, pixel_length, write_file  # noqa: E402  imported after the sys.path line above
-from managers.aws import client_config, make_client  # noqa: E402  imported after the sys.path line above
+from managers.aws.clients import client_config, make_client  # noqa: E402  imported after the sys.path line above
 from managers.bundle import Managers  # noqa: E402  imported after the sys.path line above
-from managers.DicomManager import fields_of  # noqa: E402  imported after the sys.path line above
-from managers.ranged import FIRST_REQUEST  # noqa: E402  imported after the sys.path line above
+from managers.dicom.header import fields_of  # noqa: E402  imported after the sys.path line above
+from managers.dicom.ranged import FIRST_REQUEST  # noqa: E402  imported after the sys.path line above
 from schema import schema  # noqa: E402  imported after the sys.path line above
 from schema.types import Context  # noqa: E402  imported after the sys.path line above
 

@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 from app import create_app  # noqa: E402
 from config import S3_BUCKET_NAME  # noqa: E402
 from local.server import LocalAWS  # noqa: E402
-from managers.bounded import MAX_HEADER_BYTES, MAX_HEADER_READS, MAX_INFLATED_BYTES  # noqa: E402
+from managers.dicom.bounded import MAX_HEADER_BYTES, MAX_HEADER_READS, MAX_INFLATED_BYTES  # noqa: E402
 from tests.hostile import CASES  # noqa: E402
 
 WIDTHS = (5, 18, 7, 7, 8, 10, 8, 9)

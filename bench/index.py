@@ -34,7 +34,7 @@ from config import S3_BUCKET_NAME  # noqa: E402
 from local.netem import BANDWIDTH_ENV, LATENCY_ENV  # noqa: E402
 from local.process import LocalAWSProcess  # noqa: E402
 from local.samples import SampleSpec, build_file  # noqa: E402
-from managers.aws import make_client  # noqa: E402
+from managers.aws.clients import make_client  # noqa: E402
 from managers.DynamoDBManager import DynamoDBManager  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "index.json"

@@ -43,13 +43,13 @@ if str(ROOT) not in sys.path:
 
 from local.process import LocalAWSProcess  # noqa: E402
 from local.server import create_table  # noqa: E402
-from managers import records as records_module  # noqa: E402
-from managers.aggregates import Aggregates, Changes  # noqa: E402
-from managers.aws import client_config  # noqa: E402
+from managers.aws.clients import client_config  # noqa: E402
 from managers.bundle import Managers  # noqa: E402
 from managers.DynamoDBManager import DynamoDBManager  # noqa: E402
-from managers.studies import StudyCriteria, TextMatch  # noqa: E402
-from managers.table import PARTITION_KEY, SHARDS, derived_attributes  # noqa: E402
+from managers.store import records as records_module  # noqa: E402
+from managers.store.aggregates import Aggregates, Changes  # noqa: E402
+from managers.store.study_records import StudyCriteria, TextMatch  # noqa: E402
+from managers.store.table import PARTITION_KEY, SHARDS, derived_attributes  # noqa: E402
 from metadata import FIELDS  # noqa: E402
 from resolvers import paging  # noqa: E402
 from resolvers.search import search_filter, search_metadata  # noqa: E402

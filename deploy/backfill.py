@@ -1,4 +1,4 @@
-"""Give every existing record the index attributes of ``managers/table.py``, once, on upgrade.
+"""Give every existing record the index attributes of ``managers/store/table.py``, once, on upgrade.
 
 Usage: python deploy/backfill.py TABLE
 
@@ -14,7 +14,7 @@ project's .venv).
 
 Records indexed from a file's header before studies existed hold its StudyInstanceUID and
 SeriesInstanceUID but not ``InstanceSeries``: each gets it in a write that also counts it in its
-study and series (``managers/aggregates.py``), conditional on the record read: ``counted``.
+study and series (``managers/store/aggregates.py``), conditional on the record read: ``counted``.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from managers import records
-from managers.aggregates import Aggregates
 from managers.DynamoDBManager import DynamoDBManager
-from managers.table import INSTANCE_SERIES, PARTITION_KEY, derived_attributes
+from managers.store import records
+from managers.store.aggregates import Aggregates
+from managers.store.table import INSTANCE_SERIES, PARTITION_KEY, derived_attributes
 from metadata import FIELDS
 
 

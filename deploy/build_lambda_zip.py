@@ -130,7 +130,7 @@ def check_available(name: str, importer: Path, vendorable: frozenset[str] = froz
 def package_files(handler: Path = HANDLER, vendorable: frozenset[str] | None = None) -> Package:
     """Return the handler, every repository file it imports (directly or not), and what to vendor.
 
-    Parent packages come along (``managers/__init__.py`` for ``managers.aws``): Python runs
+    Parent packages come along (``managers/__init__.py`` for ``managers.aws.clients``): Python runs
     them on import, so their own imports are followed too. A vendored package's own imports
     are not followed: it is copied whole (see ``vendored_files``).
     """

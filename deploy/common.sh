@@ -54,7 +54,7 @@ JSON_SUFFIX=".json"
 ZIP_FILE="$ROOT/build/lambda.zip"
 
 # The indexer (a second function, for dicom/) and the bulk index's fan-out, named after
-# config.py's names in the same way; managers/StepFunctionsManager.py finds the state machine
+# config.py's names in the same way; managers/aws/step_functions.py finds the state machine
 # by the same rule.
 INDEXER_FUNCTION="${FUNCTION}Indexer"
 INDEXER_ROLE="${ROLE}Indexer"

@@ -29,7 +29,7 @@ HANDLER=lambda_function.lambda_handler
 INDEXER_HANDLER=indexer_function.lambda_handler
 # One S3 event carries one record in practice; per record the handler makes one S3 GET of a
 # small JSON document and one PutItem, each bounded near 5 s by botocore's timeouts and
-# retries (managers/aws.py). 30 s covers that with room for a cold start; longer would only
+# retries (managers/aws/clients.py). 30 s covers that with room for a cold start; longer would only
 # hold a failing invocation longer before Lambda retries it.
 TIMEOUT=30
 # Memory also buys CPU: at 256 MB importing boto3 on a cold start takes about half as long as
@@ -107,7 +107,7 @@ ensure_table() {
   ensure_ttl
 }
 
-# Deleted files leave a tombstone that expires (managers/records.py): DynamoDB's TTL on its
+# Deleted files leave a tombstone that expires (managers/store/records.py): DynamoDB's TTL on its
 # attribute removes it, at no write cost.
 ensure_ttl() {
   local attribute status
@@ -123,7 +123,7 @@ ensure_ttl() {
   say "TTL on $attribute: enabled now (tombstones of deleted files expire)"
 }
 
-# The search indexes (managers/table.py): added one at a time, as DynamoDB requires, each
+# The search indexes (managers/store/table.py): added one at a time, as DynamoDB requires, each
 # waited on until ACTIVE, since a Query on a building index fails; existing records get the
 # new key attributes once the function runs the new code (backfill_records). Then the indexes of an
 # earlier version are dropped: the unsharded Modality-StudyDate would keep one hot partition

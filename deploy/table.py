@@ -1,6 +1,6 @@
 """The metadata table as the deploy script creates and converges it.
 
-Subcommands print JSON for the AWS CLI, from the one definition in ``managers/table.py``:
+Subcommands print JSON for the AWS CLI, from the one definition in ``managers/store/table.py``:
 
   create TABLE            the ``create-table --cli-input-json`` document
   missing DESCRIBE_JSON   for each index the described table lacks, a line with its name
@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from managers.table import (
+from managers.store.table import (
     INDEXES,
     RETIRED_INDEXES,
     TTL_ATTRIBUTE,

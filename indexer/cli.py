@@ -37,7 +37,7 @@ from tqdm import tqdm
 from config import S3_BUCKET_NAME
 from errors import UpstreamUnavailable
 from local import LOCAL_CREDENTIALS, local_aws_port
-from managers.aws import client_config, load_secrets, make_client
+from managers.aws.clients import client_config, load_secrets, make_client
 from managers.DynamoDBManager import DynamoDBManager
 from managers.indexing import Indexer, PageResult
 

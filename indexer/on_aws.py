@@ -19,8 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from config import S3_BUCKET_NAME
 from errors import NotFound, UpstreamUnavailable
-from managers.aws import error_code, load_secrets
-from managers.StepFunctionsManager import STATE_MACHINE_NAME, StepFunctionsManager
+from managers.aws.clients import error_code, load_secrets
+from managers.aws.step_functions import STATE_MACHINE_NAME, StepFunctionsManager
 
 # The indexer function's role may read only dicom/ (deploy/indexer-policy.json), so only
 # prefixes inside it can be indexed on AWS; other prefixes are for the local bulk run.

@@ -24,10 +24,10 @@ from typing import Any
 
 from config import S3_BUCKET_NAME
 from errors import DicomMetaError, NotDicom, NotFound, UpstreamUnavailable, scrubbed_traceback
-from managers.aws import make_client
+from managers.aws.clients import make_client
+from managers.aws.s3_events import InvalidS3Event, S3EventRecord, event_records, is_test_event
 from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
-from managers.s3_events import InvalidS3Event, S3EventRecord, event_records, is_test_event
 
 # Our own logger, levelled in the handler, never at import: the embedded AWS imports this
 # module into the API's process, whose logging is its own.

@@ -13,9 +13,9 @@ from typing import Any
 
 from config import S3_BUCKET_NAME
 from errors import DicomMetaError, InvalidPayload, UpstreamUnavailable, scrubbed_traceback
+from managers.aws.objects import ObjectReader
+from managers.aws.s3_events import InvalidS3Event, S3EventRecord, event_records, is_test_event
 from managers.DynamoDBManager import DynamoDBManager
-from managers.objects import ObjectReader
-from managers.s3_events import InvalidS3Event, S3EventRecord, event_records, is_test_event
 from metadata import FIELDS, s3_path_of, validate_payload
 
 # Our own logger, levelled in the handler (``_configure_logging``), never at import: the

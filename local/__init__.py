@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from managers.aws import Credentials
+from managers.aws.clients import Credentials
 
 # Here rather than in local.server, so gunicorn's master and workers can name the embedded AWS
 # without importing moto.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from local import LOCAL_CREDENTIALS, PORT_VARIABLE
-from managers.aws import Credentials
+from managers.aws.clients import Credentials
 
 ROOT = Path(__file__).resolve().parent.parent
 # What ``python -m local`` prints once the resources exist and the samples are seeded.

@@ -17,11 +17,11 @@ from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
 from local import DEFAULT_PORT, LOCAL_CREDENTIALS, moto_fixes
 from local.events import INDEXER_FILE, MAX_RECEIVES, VISIBILITY_TIMEOUT, EventRunner, load_handler_module
 from local.samples import seed_files
-from managers.aws import Service, make_client
+from managers.aws.clients import Service, make_client
 from managers.DynamoDBManager import DynamoDBManager
 from managers.indexing import Indexer
-from managers.records import EXPIRES_AT
-from managers.table import table_definition
+from managers.store.records import EXPIRES_AT
+from managers.store.table import table_definition
 from metadata import s3_path_of
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def create_table(dynamodb: Any, table_name: str = DYNAMODB_TABLE_NAME) -> None:
     """Create the metadata table with its indexes unless it exists."""
     if table_name not in dynamodb.list_tables()["TableNames"]:
         dynamodb.create_table(**table_definition(table_name))
-        # Tombstones of deleted files expire (managers/records.py).
+        # Tombstones of deleted files expire (managers/store/records.py).
         dynamodb.update_time_to_live(
             TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT}
         )

@@ -1,6 +1,6 @@
 """DynamoDBManager: the metadata records, one item per DICOM file, keyed by ``FilePath``.
 
-The table's key, derived attributes and indexes are described in ``managers/table.py``.
+The table's key, derived attributes and indexes are described in ``managers/store/table.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from botocore.config import Config
@@ -21,20 +20,26 @@ from botocore.exceptions import ClientError
 
 from config import DYNAMODB_TABLE_NAME
 from errors import UpstreamUnavailable
-from managers import records
-from managers.aws import error_code, make_client, upstream
-from managers.table import (
+from managers.aws.clients import error_code, make_client, upstream
+from managers.store import records
+from managers.store.search import (
+    Bounds,
+    Plan,
+    SearchFilter,
+    add_filter,
+    continue_query,
+    page_of,
+    plan_for,
+    record_of,
+    sort_bounds,
+)
+from managers.store.table import (
     INDEX_ATTRIBUTES,
-    INSTITUTION_SHARD,
-    LIST_SHARD,
-    LIST_VALUE,
-    MODALITY_SHARD,
     PARTITION_KEY,
     SHARDS,
     SORT_ATTRIBUTE,
     derived_attributes,
     index_keys,
-    shard_values,
 )
 from metadata import FIELDS
 
@@ -72,21 +77,6 @@ def _version_of(file_path: str, fields: dict[str, str | None], source: str | Non
 def _backoff(attempt: int) -> None:
     """Sleep before another try of unprocessed batch items: exponential, with full jitter."""
     time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
-
-
-@dataclass(frozen=True)
-class SearchFilter:
-    """Normalized search criteria: dates are ``YYYYMMDD`` and inclusive."""
-
-    patient_id: str | None = None
-    modality: str | None = None
-    institution_name: str | None = None
-    study_date_from: str | None = None
-    study_date_to: str | None = None
-
-    @property
-    def has_date_range(self) -> bool:
-        return bool(self.study_date_from or self.study_date_to)
 
 
 class DynamoDBManager:
@@ -133,7 +123,7 @@ class DynamoDBManager:
         The five fields become the answered ones (and ``UploadedFields``); other attributes
         are set as given. What the indexer stored from the file's header is kept: this is an
         update, not a replacement. The upload is tied to the file version the record holds
-        (``UploadETag``, see ``managers/records.py``). Attributes whose value is ``None`` are
+        (``UploadETag``, see ``managers/store/records.py``). Attributes whose value is ``None`` are
         removed: DynamoDB index keys cannot be empty, and an absent attribute reads back as
         ``None`` anyway.
 
@@ -276,7 +266,7 @@ class DynamoDBManager:
         ``expected`` is the item read before ``item`` was built from it (``None``: there was
         none). The put is refused when an upload changed it since (``UploadVersion``) or when
         the stored ``ObjectSequencer`` is greater than ``sequencer``. As a ``TransactWriteItems``
-        action (``managers/aggregates.py``) or, unwrapped, a ``PutItem`` request.
+        action (``managers/store/aggregates.py``) or, unwrapped, a ``PutItem`` request.
         """
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -343,7 +333,7 @@ class DynamoDBManager:
                 TableName=self.table_name, Key={PARTITION_KEY: {"S": file_path}}, ConsistentRead=True
             )
         item: dict[str, Any] | None = response.get("Item")
-        return None if item is None or records.is_tombstone(item) else _record(item)
+        return None if item is None or records.is_tombstone(item) else record_of(item)
 
     def ping(self) -> None:
         """Check that DynamoDB answers and the table is there (DescribeTable); raise if not."""
@@ -355,7 +345,7 @@ class DynamoDBManager:
     ) -> tuple[list[dict[str, str | None]], dict[str, str] | None]:
         """Return up to ``limit`` records matching ``criteria``, ordered by StudyDate then path.
 
-        Every filter is a Query on one index (``_plan``); a sharded key's shards are queried
+        Every filter is a Query on one index (``plan_for``); a sharded key's shards are queried
         side by side, ``ceil(limit / shards) + 1`` items at a time each, and merged in order,
         so a page reads about ``limit`` items plus one chunk per shard, whatever the table
         holds. ``after`` is the position returned with the previous page.
@@ -366,8 +356,8 @@ class DynamoDBManager:
             The records (``s3_path`` plus the five fields) and the position after the last
             one, or ``None`` when there are no more.
         """
-        plan = _plan(criteria)
-        bounds = _sort_bounds(criteria, after["sort"] if after else None)
+        plan = plan_for(criteria)
+        bounds = sort_bounds(criteria, after["sort"] if after else None)
         if bounds is None:
             return [], None
         chunk = math.ceil(limit / len(plan.partitions)) + 1
@@ -376,10 +366,10 @@ class DynamoDBManager:
         if after:
             # A BETWEEN includes its low end: the item served last may come back once.
             merged = (item for item in merged if item[SORT_ATTRIBUTE]["S"] != after["sort"])
-        return _page(merged, limit)
+        return page_of(merged, limit)
 
     def _shard_items(
-        self, plan: _Plan, value: str, bounds: _Bounds, chunk: int, sort_name: str = SORT_ATTRIBUTE
+        self, plan: Plan, value: str, bounds: Bounds, chunk: int, sort_name: str = SORT_ATTRIBUTE
     ) -> Iterator[dict[str, Any]]:
         """Start the first Query of one partition in the pool; return its items, lazily, in order."""
         names = {"#h": plan.hash_name}
@@ -401,8 +391,8 @@ class DynamoDBManager:
             "ExpressionAttributeValues": values,
             "Limit": chunk,
         }
-        _add_filter(request, plan.filters)
-        return _continue(self._pool.submit(self._query, request), self._query, request)
+        add_filter(request, plan.filters)
+        return continue_query(self._pool.submit(self._query, request), self._query, request)
 
     def merged_query(
         self, index: str, partitions: list[str], bounds: tuple[str | None, str | None], chunk: int
@@ -414,8 +404,8 @@ class DynamoDBManager:
         the first Queries side by side.
         """
         hash_name, sort_name = index_keys(index)
-        plan = _Plan(index, hash_name, partitions, {})
-        shards = [self._shard_items(plan, value, _Bounds(*bounds), chunk, sort_name) for value in partitions]
+        plan = Plan(index, hash_name, partitions, {})
+        shards = [self._shard_items(plan, value, Bounds(*bounds), chunk, sort_name) for value in partitions]
         return heapq.merge(*shards, key=lambda item: item[sort_name]["S"])
 
     def query_partition(self, index: str, value: str, after: str | None, limit: int) -> list[dict[str, Any]]:
@@ -438,7 +428,7 @@ class DynamoDBManager:
         # task waiting for another task of the same pool deadlocks once every worker waits.
         first: Future[dict[str, Any]] = Future()
         first.set_result(self._query(request))
-        for item in _continue(first, self._query, request):
+        for item in continue_query(first, self._query, request):
             items.append(item)
             if len(items) == limit:
                 break
@@ -455,99 +445,3 @@ class DynamoDBManager:
         with upstream("DynamoDB"):
             response: dict[str, Any] = self.client.query(**request)
         return response
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """The index that serves a filter, the partitions to merge, and what the key leaves to filter."""
-
-    index: str
-    hash_name: str
-    partitions: list[str]
-    filters: dict[str, str]
-
-
-@dataclass(frozen=True)
-class _Bounds:
-    """Sort key bounds: ``low`` exclusive when ``high`` is ``None``, both inclusive otherwise."""
-
-    low: str | None
-    high: str | None
-
-
-def _plan(criteria: SearchFilter) -> _Plan:
-    """Choose the index whose key matches the most selective criterion given."""
-    others = {"Modality": criteria.modality, "InstitutionName": criteria.institution_name}
-    if criteria.patient_id:
-        # Many values, so unsharded: one patient's records are one partition.
-        return _Plan("PatientID-StudyDate", "PatientID", [criteria.patient_id], _given(others))
-    if criteria.modality:
-        partitions = shard_values(criteria.modality)
-        return _Plan("ModalityShard-StudyDate", MODALITY_SHARD, partitions, _given({**others, "Modality": None}))
-    if criteria.institution_name:
-        return _Plan("InstitutionShard-StudyDate", INSTITUTION_SHARD, shard_values(criteria.institution_name), {})
-    return _Plan("ListShard-StudyDate", LIST_SHARD, shard_values(LIST_VALUE), {})
-
-
-def _given(values: dict[str, str | None]) -> dict[str, str]:
-    return {name: value for name, value in values.items() if value is not None}
-
-
-def _sort_bounds(criteria: SearchFilter, after: str | None) -> _Bounds | None:
-    """Return the sort key bounds of a page, or ``None`` when nothing can follow ``after``."""
-    if criteria.has_date_range:
-        # Undated keys start with '#', dated ones with a digit; '#' < '$' puts every key of
-        # the last day below "<to>$".
-        low: str | None = f"{criteria.study_date_from}#" if criteria.study_date_from else "0"
-        high: str | None = f"{criteria.study_date_to or '99999999'}$"
-    else:
-        low, high = None, None
-    if after is None:
-        return _Bounds(low, high)
-    if high is None:
-        return _Bounds(after, None)
-    if after > high:
-        return None
-    return _Bounds(max(low or "", after), high)
-
-
-def _continue(
-    first: Future[dict[str, Any]], query: Callable[[dict[str, Any]], dict[str, Any]], request: dict[str, Any]
-) -> Iterator[dict[str, Any]]:
-    """Yield a partition's items from its first response on, one Query of ``Limit`` more at a time."""
-    response = first.result()
-    while True:
-        yield from response.get("Items", [])
-        if "LastEvaluatedKey" not in response:
-            return
-        request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
-        response = query(request)
-
-
-def _add_filter(request: dict[str, Any], filters: dict[str, str]) -> None:
-    """Add equality filters for the criteria the key condition does not cover."""
-    clauses = []
-    for attribute, value in filters.items():
-        request["ExpressionAttributeNames"][f"#{attribute}"] = attribute
-        request["ExpressionAttributeValues"][f":{attribute}"] = {"S": value}
-        clauses.append(f"#{attribute} = :{attribute}")
-    if clauses:
-        request["FilterExpression"] = " AND ".join(clauses)
-
-
-def _page(items: Iterator[dict[str, Any]], limit: int) -> tuple[list[dict[str, str | None]], dict[str, str] | None]:
-    """Take ``limit`` items, peeking one further to know whether another page exists."""
-    page: list[dict[str, Any]] = []
-    for item in items:
-        if len(page) == limit:
-            return [_with_path(item) for item in page], {"sort": page[-1][SORT_ATTRIBUTE]["S"]}
-        page.append(item)
-    return [_with_path(item) for item in page], None
-
-
-def _record(item: dict[str, Any]) -> dict[str, str | None]:
-    return {field: item[field]["S"] if field in item else None for field in FIELDS}
-
-
-def _with_path(item: dict[str, Any]) -> dict[str, str | None]:
-    return {"s3_path": item[PARTITION_KEY]["S"], **_record(item)}

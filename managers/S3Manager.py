@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 
 from config import S3_BUCKET_NAME
 from errors import UpstreamUnavailable
-from managers.aws import client_config, error_code, make_client, upstream
-from managers.objects import ObjectReader, object_errors
+from managers.aws.clients import client_config, error_code, make_client, upstream
+from managers.aws.objects import ObjectReader, object_errors
 from metadata import parse_s3_path, s3_path_of
 
 # At most five minutes: the URL is used at once, by this process, and a leaked one must die fast.

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from botocore.exceptions import BotoCoreError, ClientError
 
 from errors import UpstreamUnavailable
-from managers.aws import Credentials
+from managers.aws.clients import Credentials
 from managers.DicomManager import DicomManager
 from managers.DynamoDBManager import DynamoDBManager
 from managers.S3Manager import S3Manager
-from managers.studies import StudyIndex
+from managers.store.study_index import StudyIndex
 
 # Extractions of one app running at once, across all batch requests: enough to hide S3's
-# latency, well within the S3 client's 32 pooled connections (managers/aws.py).
+# latency, well within the S3 client's 32 pooled connections (managers/aws/clients.py).
 BATCH_WORKERS = 16
 
 

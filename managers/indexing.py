@@ -1,7 +1,7 @@
 """Indexing: a DICOM object's header read and its record written, one by one or a page at a time.
 
 Used by the indexer function (S3 events, Step Functions batches) and by ``python -m indexer``.
-Item shapes and the rule of which five fields answer are in ``managers/records.py``.
+Item shapes and the rule of which five fields answer are in ``managers/store/records.py``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 
 from config import S3_BUCKET_NAME
 from errors import DicomMetaError, NotFound, UpstreamUnavailable
-from managers import records
-from managers.aggregates import Aggregates
-from managers.aws import upstream
+from managers.aws.clients import upstream
+from managers.dicom.header_record import HeaderRecord, ObjectChanged, read_header_record
 from managers.DynamoDBManager import DynamoDBManager
-from managers.headers import HeaderRecord, ObjectChanged, read_header_record
+from managers.store import records
+from managers.store.aggregates import Aggregates
 from metadata import s3_path_of
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
-from managers.DicomManager import person_name
+from managers.dicom.json_model import person_name
 
 _INTEGER_VRS = frozenset({"IS", "SL", "SS", "SV", "UL", "US", "UV"})
 _DECIMAL_VRS = frozenset({"DS", "FD", "FL"})

@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 
 from errors import InvalidArgument
 from managers.bundle import Managers
-from managers.DynamoDBManager import SearchFilter
+from managers.store.search import SearchFilter
 from metadata import normalize_date
 from resolvers.paging import check_page_size, decode_cursor, encode_cursor, fingerprint
 

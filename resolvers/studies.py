@@ -7,7 +7,8 @@ from dataclasses import asdict
 
 from errors import InvalidArgument
 from managers.bundle import Managers
-from managers.studies import UID_PATTERN, InstanceRecord, SeriesRecord, StudyCriteria, StudyRecord, TextMatch
+from managers.store.study_records import InstanceRecord, SeriesRecord, StudyCriteria, StudyRecord, TextMatch
+from managers.store.table import UID_PATTERN
 from metadata import normalize_date
 from resolvers.paging import check_page_size, decode_cursor, encode_cursor, fingerprint
 from resolvers.search import Page

@@ -16,7 +16,8 @@ import json
 
 from flask import Blueprint, Response, request
 
-from resolvers import dicomweb
+from resolvers.dicomweb import query as qido
+from resolvers.dicomweb import retrieve, search
 from resolvers.record_json import render
 from rest import managers
 from web.request_id import current_request_id
@@ -81,11 +82,11 @@ def instance_metadata(study: str, series: str, instance: str) -> Response:
     return _metadata(study, series, instance)
 
 
-def _search(level: dicomweb.Level, study: str | None = None, series: str | None = None) -> Response:
+def _search(level: qido.Level, study: str | None = None, series: str | None = None) -> Response:
     """Run a QIDO-RS search of ``level`` with the request's query string."""
-    query = dicomweb.parse_query(level, request.args.items(multi=True), study, series)
-    answer = dicomweb.search(managers(), query)
-    required = dicomweb.LEVEL_ATTRIBUTES[level]
+    query = qido.parse_query(level, request.args.items(multi=True), study, series)
+    answer = search.search(managers(), query)
+    required = qido.LEVEL_ATTRIBUTES[level]
     body = [render(values, query.attributes(values), required) for values in answer.results]
     return _dicom_json(json.dumps(body, separators=(",", ":")), answer.warnings)
 
@@ -93,10 +94,10 @@ def _search(level: dicomweb.Level, study: str | None = None, series: str | None 
 def _metadata(study: str, series: str | None = None, instance: str | None = None) -> Response:
     """Answer the headers of the instances a WADO-RS metadata route names; unreadable ones left out."""
     bundle = managers()
-    instances = dicomweb.metadata_instances(bundle, study, series, instance)
+    instances = retrieve.metadata_instances(bundle, study, series, instance)
     # Each header is written out as it arrives, so the answer holds JSON text, not parsed headers.
     parts: list[str] = []
-    for header in dicomweb.read_headers(bundle, instances, current_request_id()):
+    for header in retrieve.read_headers(bundle, instances, current_request_id()):
         if header is not None:
             parts.append(json.dumps(header, separators=(",", ":")))
     skipped = len(instances) - len(parts)

@@ -20,7 +20,7 @@ from errors import InvalidArgument
 
 if TYPE_CHECKING:
     from managers.bundle import Managers
-    from managers.studies import SeriesRecord
+    from managers.store.study_records import SeriesRecord
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

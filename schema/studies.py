@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 import resolvers
-from managers.studies import InstanceRecord, SeriesRecord, StudyCriteria, StudyRecord
+from managers.store.study_records import InstanceRecord, SeriesRecord, StudyCriteria, StudyRecord
 from metadata import FIELDS
 from schema.loaders import RequestBudget
 from schema.types import Context, DicomMetadata, Page

@@ -33,10 +33,11 @@ from config import AWS_REGION, DYNAMODB_TABLE_NAME, LAMBDA_FUNCTION_NAME, LAMBDA
 from indexer import on_aws
 from local import free_port
 from local.samples import SampleSpec, build_file
-from managers.DynamoDBManager import DynamoDBManager, SearchFilter
-from managers.StepFunctionsManager import STATE_MACHINE_NAME
-from managers.studies import StudyIndex
-from managers.table import INDEXES, attribute_definitions, table_definition
+from managers.aws.step_functions import STATE_MACHINE_NAME
+from managers.DynamoDBManager import DynamoDBManager
+from managers.store.search import SearchFilter
+from managers.store.study_index import StudyIndex
+from managers.store.table import INDEXES, attribute_definitions, table_definition
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -517,14 +518,17 @@ def test_zip_holds_the_handler_and_only_the_modules_it_imports(first_deploy: Sta
         "lambda_function.py",
         "managers/DynamoDBManager.py",
         "managers/__init__.py",
-        "managers/aws.py",
-        "managers/objects.py",
-        "managers/records.py",
-        "managers/s3_events.py",
-        "managers/table.py",
+        "managers/aws/__init__.py",
+        "managers/aws/clients.py",
+        "managers/aws/objects.py",
+        "managers/aws/s3_events.py",
+        "managers/store/__init__.py",
+        "managers/store/records.py",
+        "managers/store/search.py",
+        "managers/store/table.py",
         "metadata.py",
     ]
-    assert "build/lambda.zip" in first_deploy.output and "11 files" in first_deploy.output
+    assert "build/lambda.zip" in first_deploy.output and "14 files" in first_deploy.output
 
 
 def test_shipped_handler_runs_without_flask_or_pydicom(shipped_handler: dict[str, Any]) -> None:

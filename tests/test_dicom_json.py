@@ -1,6 +1,6 @@
 """dicomJson (PS3.18 Annex F) against pydicom's own to_json_dict, and dicomFiles listing.
 
-tests/test_dicom_json_dcmtk.py holds it to dcmtk's dcm2json, the reference.
+tests/managers/dicom/test_json_model_dcmtk.py holds it to dcmtk's dcm2json, the reference.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pydicom import dcmread
 
 from errors import UpstreamUnavailable
 from local.samples import SampleSpec, build_file, bundled_file, pydicom_test_file
-from managers.DicomManager import BULK_DATA_THRESHOLD, DEFER_SIZE, json_model, read_header, tag_of
+from managers.dicom.header import DEFER_SIZE, read_header
+from managers.dicom.json_model import BULK_DATA_THRESHOLD, json_model, tag_of
 
 BUCKET = "data-apps-ex"
 
@@ -70,7 +71,7 @@ def test_whole_header_matches_pydicom(client: FlaskClient, put_object: Callable[
     expected = pydicom_model(data)
     if name in {"CT_small.dcm", "waveform_ecg.dcm"}:
         # dcm2json proves pydicom wrong on these ISO_IR 100 files: once decoded, the JSON text
-        # is UTF-8, so the model says ISO_IR 192 (tests/test_dicom_json_dcmtk.py checks it all).
+        # is UTF-8, so the model says ISO_IR 192 (tests/managers/dicom/test_json_model_dcmtk.py checks it all).
         expected["00080005"] = {"vr": "CS", "Value": ["ISO_IR 192"]}
     assert model == expected
     assert "7FE00010" not in model  # pixel data is never in it

@@ -13,7 +13,7 @@ from pydicom.data import get_charset_files
 from errors import NotDicom, NotFound
 from local.samples import build_file, pydicom_test_file
 from managers.bundle import Managers
-from managers.DicomManager import fields_of
+from managers.dicom.header import fields_of
 from tests.dicom_cases import CASES, Case
 
 

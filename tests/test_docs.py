@@ -131,7 +131,7 @@ def test_the_api_iam_table_lists_every_call_the_api_makes(client: FlaskClient, a
 
 
 def test_the_readme_timeouts_are_the_clients() -> None:
-    from managers.aws import CONNECT_TIMEOUT, MAX_ATTEMPTS, READ_TIMEOUT
+    from managers.aws.clients import CONNECT_TIMEOUT, MAX_ATTEMPTS, READ_TIMEOUT
     from managers.S3Manager import UPLOAD_TIMEOUT
 
     readme = " ".join((DOCS.parent / "README.md").read_text(encoding="utf-8").split())

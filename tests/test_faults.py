@@ -17,7 +17,7 @@ from app import create_app
 from local import free_port
 from local.process import LocalAWSProcess
 from local.server import LocalAWS
-from managers.aws import MAX_ATTEMPTS, Credentials
+from managers.aws.clients import MAX_ATTEMPTS, Credentials
 from managers.bundle import Managers
 from managers.DicomManager import DicomManager
 from managers.DynamoDBManager import DynamoDBManager

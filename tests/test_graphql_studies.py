@@ -24,7 +24,7 @@ from config import S3_BUCKET_NAME
 from errors import InvalidArgument, UpstreamUnavailable
 from local.samples import SampleSpec, build_file
 from managers.DynamoDBManager import SHARD_WORKERS
-from managers.studies import StudyIndex
+from managers.store.study_index import StudyIndex
 from schema.loaders import LevelLoader, RequestBudget
 from tests.test_end_to_end import eventually
 from tests.test_graphql import error_codes, gql

@@ -30,7 +30,8 @@ from errors import DicomMetaError
 from local.events import LambdaContext, load_handler_module
 from local.server import LocalAWS, create_table
 from managers.bundle import Managers
-from managers.DicomManager import fields_of, json_model, read_header
+from managers.dicom.header import fields_of, read_header
+from managers.dicom.json_model import json_model
 from managers.DynamoDBManager import DynamoDBManager
 from tests.hostile import CASES, MARKER, Hostile
 from tests.test_lambda import s3_record

@@ -18,7 +18,7 @@ import pytest
 
 from local.process import ROOT, LocalAWSProcess
 from local.samples import SampleSpec, build_file
-from managers.aws import make_client
+from managers.aws.clients import make_client
 from managers.DynamoDBManager import DynamoDBManager
 
 BUCKET = "data-apps-ex"

@@ -25,9 +25,10 @@ from local.events import INDEXER_FILE, LambdaContext, load_handler_module
 from local.process import ROOT
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS, create_table
-from managers.DynamoDBManager import DynamoDBManager, SearchFilter, normalize_sequencer
-from managers.headers import VersionedFetch
+from managers.dicom.header_record import VersionedFetch
+from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
+from managers.store.search import SearchFilter
 from tests.test_lambda import s3_record
 
 BUCKET = "data-apps-ex"

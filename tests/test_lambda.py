@@ -286,7 +286,7 @@ def test_a_malformed_record_is_a_validation_failure_not_a_bug(
 
 
 def test_records_that_are_not_a_list_fail_the_event(handler: ModuleType) -> None:
-    from managers.s3_events import InvalidS3Event
+    from managers.aws.s3_events import InvalidS3Event
 
     with pytest.raises(InvalidS3Event, match="Records must be a list"):
         handler.lambda_handler({"Records": {"not": "a list"}}, LambdaContext())

@@ -14,7 +14,7 @@ import pytest
 from config import S3_BUCKET_NAME
 from indexer import on_aws
 from local.server import LocalAWS
-from managers.StepFunctionsManager import STATE_MACHINE_NAME
+from managers.aws.step_functions import STATE_MACHINE_NAME
 
 
 @pytest.fixture

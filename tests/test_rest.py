@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from local import free_port
 from local.samples import SampleSpec
-from managers.aws import Credentials
+from managers.aws.clients import Credentials
 
 BUCKET = "data-apps-ex"
 FIELDS = ("PatientID", "StudyDate", "Modality", "InstitutionName", "StudyDescription")

@@ -19,7 +19,7 @@ from errors import InvalidArgument, InvalidCursor, UpstreamUnavailable
 from local.server import LocalAWS, create_table
 from managers.bundle import Managers
 from managers.DynamoDBManager import DynamoDBManager
-from managers.table import LIST_SHARD, SHARDS, SORT_ATTRIBUTE, dated, derived_attributes, shard_of
+from managers.store.table import LIST_SHARD, SHARDS, SORT_ATTRIBUTE, dated, derived_attributes, shard_of
 from resolvers.search import search_filter
 from schema import schema
 from schema.types import Context

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import app as app_module
 from errors import ForbiddenBucket, InvalidPayload, InvalidS3Path, MissingParameter, NotFound, UpstreamUnavailable
-from managers.aws import Credentials, load_secrets
+from managers.aws.clients import Credentials, load_secrets
 from managers.DynamoDBManager import DynamoDBManager
 from managers.S3Manager import PRESIGNED_URL_EXPIRY, S3Manager
 from metadata import json_key_for, parse_s3_path

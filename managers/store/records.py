@@ -3,9 +3,9 @@
 An item written by the indexer holds, beside ``FilePath``:
 
 - the five fields *answered* for the file, top level, with the index attributes
-  ``managers.table.derived_attributes`` gives them (so searches and reads are unchanged);
+  ``managers.store.table.derived_attributes`` gives them (so searches and reads are unchanged);
 - ``HeaderFields``: the five values of the file's header, always;
-- the header attributes of ``managers.headers`` under their DICOM keywords (IS/US as numbers);
+- the header attributes of ``managers.dicom.header_record`` under their DICOM keywords (IS/US as numbers);
 - ``ObjectETag``, ``ObjectSize``, ``ObjectLastModified``, ``IndexedAt`` and, from S3 events,
   ``ObjectSequencer`` (padded, so the newest event per key wins).
 
@@ -26,7 +26,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from managers.table import (
+from managers.store.table import (
     INSTANCE_SERIES,
     INSTANCE_SORT,
     PARTITION_KEY,

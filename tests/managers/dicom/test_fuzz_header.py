@@ -30,7 +30,8 @@ from pydicom import dcmread
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from errors import NotDicom
-from managers.DicomManager import fields_of, json_model, read_header
+from managers.dicom.header import fields_of, read_header
+from managers.dicom.json_model import json_model
 
 CASES = int(os.environ.get("FUZZ_DICOM_CASES", "300"))
 SEED = int(

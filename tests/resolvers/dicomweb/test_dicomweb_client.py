@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from config import S3_BUCKET_NAME
 from local.server import LocalAWS
-from tests.test_dicomweb import (
+from tests.resolvers.dicomweb.test_dicomweb import (
     MODALITIES,
     PATIENT_NAME,
     SERIES_INSTANCES,

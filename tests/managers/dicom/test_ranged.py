@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from managers.ranged import RangedReader
+from managers.dicom.ranged import RangedReader
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes, each offset's value known
 

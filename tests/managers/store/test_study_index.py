@@ -16,10 +16,11 @@ from pydicom.uid import generate_uid
 
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS, create_table
-from managers import aggregates
 from managers.DynamoDBManager import SHARD_WORKERS, DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
-from managers.studies import StudyCriteria, StudyIndex, TextMatch
+from managers.store import study_items
+from managers.store.study_index import StudyIndex
+from managers.store.study_records import StudyCriteria, TextMatch
 from seeds import SEED_STUDY_UID
 
 BUCKET = "data-apps-ex"
@@ -202,11 +203,11 @@ def test_search_keys_cover_every_prefix_up_to_the_limit() -> None:
         "M#CT": {"N": "2"},
         "M#MR": {"N": "0"},
     }
-    tokens = aggregates.study_tokens(item)
+    tokens = study_items.study_tokens(item)
     assert {"*", "mod:ct", "pn:d", "pn:doe", "pn:jane", "desc:chest", "desc:ch"} <= set(tokens)
     assert "mod:mr" not in tokens
-    assert aggregates.query_token("pn", "doe^j") == "pn:doe"
-    assert aggregates.query_token("desc", "abdominalis") == "desc:abdomina"
+    assert study_items.query_token("pn", "doe^j") == "pn:doe"
+    assert study_items.query_token("desc", "abdominalis") == "desc:abdomina"
 
 
 def test_the_embedded_aws_seeds_a_study_indexed_on_arrival(local_aws: LocalAWS) -> None:

@@ -37,7 +37,8 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_files
 
 from local.samples import SampleSpec, build_file
-from managers.DicomManager import json_model, read_header
+from managers.dicom.header import read_header
+from managers.dicom.json_model import json_model
 
 DCM2JSON = shutil.which("dcm2json")
 pytestmark = pytest.mark.skipif(

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from config import AWS_REGION, LAMBDA_FUNCTION_NAME
 from errors import NotFound
-from managers.aws import error_code, make_client, upstream
+from managers.aws.clients import error_code, make_client, upstream
 
 # The name deploy/common.sh gives the state machine (STATE_MACHINE), from config.py's names.
 STATE_MACHINE_NAME = f"{LAMBDA_FUNCTION_NAME}IndexerFanOut"

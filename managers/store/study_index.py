@@ -1,28 +1,20 @@
 """StudyIndex: the archive as studies, series and instances, read from the metadata table.
 
-What the records of studies and series hold and how they are kept exact is in
-``managers/aggregates.py``; this module reads them. Every method is a Query on an index or a
-batch of key reads: none reads the whole table, and a page reads about its own size.
-
-Text criteria (``TextMatch``) are case-insensitive:
-
-- ``exact``: the whole value;
-- ``prefix`` (``DOE^J*``): the whole value starts with the text;
-- ``word`` (``*doe*``, what OHIF sends for typed text): a PN matches when any name component
-  starts with the text, StudyDescription when any word does, an identifier (PatientID,
-  AccessionNumber) when the value does.
+What the items of studies and series hold is in ``managers/store/study_items.py``, how they are
+kept exact in ``managers/store/aggregates.py``; this module reads them into the records of
+``managers/store/study_records.py``. Every method is a Query on an index or a batch of key
+reads: none reads the whole table, and a page reads about its own size.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from errors import InvalidArgument
-from managers import records
-from managers.aggregates import (
+from managers.dicom.header_record import NUMBER_ATTRIBUTES, TEXT_ATTRIBUTES
+from managers.store import records
+from managers.store.study_items import (
     MODALITY_COUNTER,
     SERIES_COUNTER,
     SERIES_INSTANCES,
@@ -32,10 +24,16 @@ from managers.aggregates import (
     series_key,
     study_key,
     study_sort_key,
-    words,
 )
-from managers.headers import NUMBER_ATTRIBUTES, TEXT_ATTRIBUTES
-from managers.table import (
+from managers.store.study_records import (
+    InstanceRecord,
+    Position,
+    SeriesRecord,
+    StudyCriteria,
+    StudyRecord,
+    TextMatch,
+)
+from managers.store.table import (
     INSTANCE_SERIES,
     INSTANCE_SORT,
     PARTITION_KEY,
@@ -43,7 +41,7 @@ from managers.table import (
     STUDY_SORT,
     dated,
 )
-from managers.table import UID_PATTERN as UID_PATTERN  # re-exported: resolvers check UIDs with it
+from managers.store.table import UID_PATTERN as UID_PATTERN  # re-exported: resolvers check UIDs with it
 from metadata import FIELDS
 
 if TYPE_CHECKING:
@@ -51,174 +49,6 @@ if TYPE_CHECKING:
 
 # Series one study lists at most (a study of more is not a real study; the rest are left out).
 MAX_SERIES_PER_STUDY = 1000
-# The longest text a criterion may hold (a DICOM LO is 64 characters, a PN component 64).
-MAX_TEXT = 64
-
-MatchMode = Literal["exact", "prefix", "word"]
-
-
-@dataclass(frozen=True)
-class TextMatch:
-    """A text criterion: the lower-cased text and how it matches (see the module's docstring)."""
-
-    text: str
-    mode: MatchMode = "exact"
-
-    @classmethod
-    def parse(cls, pattern: str, name: str) -> TextMatch:
-        """Return the criterion a pattern asks for: ``text``, ``text*`` or ``*text*`` (``*text`` too).
-
-        Raises
-        ------
-        InvalidArgument
-            For an empty text, a text longer than ``MAX_TEXT``, or a ``*`` or ``?`` inside it
-            (only a leading and a trailing ``*`` are supported).
-        """
-        word = pattern.startswith("*")
-        prefix = pattern.endswith("*")
-        text = pattern.strip("*")
-        if not text or len(text) > MAX_TEXT or "*" in text or "?" in text:
-            raise InvalidArgument(
-                f"{name} must be a text of at most {MAX_TEXT} characters, optionally with a leading or trailing *"
-            )
-        mode: MatchMode = "word" if word else "prefix" if prefix else "exact"
-        return cls(text.lower(), mode)
-
-    def matches(self, value: str | None, kind: Literal["pn", "id", "text"]) -> bool:
-        """Tell whether ``value`` (of a PN, an identifier or a description) matches."""
-        if not value:
-            return False
-        lowered = value.lower()
-        if self.mode == "exact":
-            return lowered == self.text
-        if self.mode == "prefix" or kind == "id":
-            return lowered.startswith(self.text)
-        return any(word.startswith(self.text) for word in words(lowered, kind))
-
-
-@dataclass(frozen=True)
-class StudyCriteria:
-    """What a study search asks for; every criterion given must match. Dates are ``YYYYMMDD``."""
-
-    patient_id: TextMatch | None = None
-    patient_name: TextMatch | None = None
-    accession_number: TextMatch | None = None
-    study_description: TextMatch | None = None
-    # Matches a study with any series of this modality (exact, case-insensitive).
-    modality: str | None = None
-    study_date_from: str | None = None
-    study_date_to: str | None = None
-    study_instance_uid: str | None = None
-
-
-@dataclass(frozen=True)
-class StudyRecord:
-    """One study as its instances describe it; counts are exact."""
-
-    study_instance_uid: str
-    patient_id: str | None = None
-    patient_name: str | None = None
-    patient_birth_date: str | None = None
-    patient_sex: str | None = None
-    study_date: str | None = None
-    study_time: str | None = None
-    accession_number: str | None = None
-    study_description: str | None = None
-    referring_physician_name: str | None = None
-    institution_name: str | None = None
-    study_id: str | None = None
-    modalities_in_study: list[str] = field(default_factory=list)
-    number_of_series: int = 0
-    number_of_instances: int = 0
-
-    def keywords(self) -> dict[str, Any]:
-        """Return the study's values by DICOM keyword (absent values left out)."""
-        values: dict[str, Any] = {
-            "StudyInstanceUID": self.study_instance_uid,
-            "PatientID": self.patient_id,
-            "PatientName": self.patient_name,
-            "PatientBirthDate": self.patient_birth_date,
-            "PatientSex": self.patient_sex,
-            "StudyDate": self.study_date,
-            "StudyTime": self.study_time,
-            "AccessionNumber": self.accession_number,
-            "StudyDescription": self.study_description,
-            "ReferringPhysicianName": self.referring_physician_name,
-            "InstitutionName": self.institution_name,
-            "StudyID": self.study_id,
-            "ModalitiesInStudy": self.modalities_in_study or None,
-            "NumberOfStudyRelatedSeries": self.number_of_series,
-            "NumberOfStudyRelatedInstances": self.number_of_instances,
-        }
-        return {keyword: value for keyword, value in values.items() if value is not None}
-
-
-@dataclass(frozen=True)
-class SeriesRecord:
-    """One series of a study; ``number_of_instances`` is exact."""
-
-    study_instance_uid: str
-    series_instance_uid: str
-    modality: str | None = None
-    series_number: int | None = None
-    series_description: str | None = None
-    body_part_examined: str | None = None
-    series_date: str | None = None
-    number_of_instances: int = 0
-
-    def keywords(self) -> dict[str, Any]:
-        """Return the series' values by DICOM keyword (absent values left out)."""
-        values: dict[str, Any] = {
-            "StudyInstanceUID": self.study_instance_uid,
-            "SeriesInstanceUID": self.series_instance_uid,
-            "Modality": self.modality,
-            "SeriesNumber": self.series_number,
-            "SeriesDescription": self.series_description,
-            "BodyPartExamined": self.body_part_examined,
-            "SeriesDate": self.series_date,
-            "NumberOfSeriesRelatedInstances": self.number_of_instances,
-        }
-        return {keyword: value for keyword, value in values.items() if value is not None}
-
-
-@dataclass(frozen=True)
-class InstanceRecord:
-    """One instance (one DICOM file): where it is and what its record holds.
-
-    ``attributes``: every header attribute the record keeps, by DICOM keyword (IS and US as
-    ``int``), for ``includefield``; ``fields``: the five fields the record answers.
-    """
-
-    s3_path: str
-    study_instance_uid: str
-    series_instance_uid: str
-    sop_instance_uid: str
-    sop_class_uid: str | None = None
-    instance_number: int | None = None
-    rows: int | None = None
-    columns: int | None = None
-    number_of_frames: int | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    fields: dict[str, str | None] = field(default_factory=dict)
-
-    def keywords(self) -> dict[str, Any]:
-        """Return the instance's values by DICOM keyword (absent values left out)."""
-        values: dict[str, Any] = {
-            **self.attributes,
-            "StudyInstanceUID": self.study_instance_uid,
-            "SeriesInstanceUID": self.series_instance_uid,
-            "SOPInstanceUID": self.sop_instance_uid,
-            "SOPClassUID": self.sop_class_uid,
-            "InstanceNumber": self.instance_number,
-            "Rows": self.rows,
-            "Columns": self.columns,
-            "NumberOfFrames": self.number_of_frames,
-        }
-        return {keyword: value for keyword, value in values.items() if value is not None}
-
-
-# A page position, as cursors carry it (opaque to callers).
-Position = dict[str, str]
 
 
 class StudyIndex:

@@ -18,8 +18,9 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, Imp
 from errors import DicomMetaError
 from local.samples import SampleSpec, build_dataset, build_file, encode_file, pixel_length, pydicom_test_file
 from managers.bundle import Managers
-from managers.DicomManager import DicomManager, fields_of, read_header
-from managers.ranged import FIRST_REQUEST
+from managers.dicom.header import fields_of, read_header
+from managers.dicom.ranged import FIRST_REQUEST
+from managers.DicomManager import DicomManager
 
 Outcome = dict[str, Any] | str  # the five fields, or an error code
 

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from errors import NotFound
-from managers.aws import error_code, http_status, make_client, upstream
+from managers.aws.clients import error_code, http_status, make_client, upstream
 from metadata import s3_path_of
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404", "NoSuchBucket"})

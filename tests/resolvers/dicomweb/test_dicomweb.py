@@ -20,8 +20,10 @@ from config import S3_BUCKET_NAME
 from errors import InvalidArgument, NotDicom, UpstreamUnavailable
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS
-from managers.studies import TextMatch
-from resolvers import dicomweb
+from managers.store.study_records import StudyCriteria, TextMatch
+from resolvers.dicomweb import query as dicomweb
+from resolvers.dicomweb import retrieve as dicomweb_retrieve
+from resolvers.dicomweb import search as dicomweb_search
 from resolvers.record_json import render
 
 DICOM_JSON = "application/dicom+json"
@@ -111,7 +113,7 @@ def test_too_many_combinations_of_list_values_are_refused() -> None:
     uids = ",".join(f"1.{n}" for n in range(40))
     query = parse("study", f"StudyInstanceUID={uids}&ModalitiesInStudy=CT,MR,PT")
     with pytest.raises(InvalidArgument):
-        dicomweb._variants(query)
+        dicomweb_search._variants(query)
 
 
 def test_limit_is_capped_with_a_warning_and_fuzzy_matching_is_literal() -> None:
@@ -142,7 +144,7 @@ def test_includefield_by_keyword_tag_repetition_or_all() -> None:
 
 def test_universal_matching_is_no_criterion() -> None:
     query = parse("study", "PatientName=*&PatientID=&AccessionNumber=**&ModalitiesInStudy=")
-    assert query.criteria == dicomweb.StudyCriteria()
+    assert query.criteria == StudyCriteria()
     assert query.modalities_in_study is None
 
 
@@ -463,7 +465,7 @@ def test_metadata_leaves_out_a_file_that_cannot_be_read(
 def test_a_study_over_the_metadata_bound_is_refused(
     client: FlaskClient, archive: Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dicomweb, "MAX_METADATA_INSTANCES", 4)
+    monkeypatch.setattr(dicomweb_retrieve, "MAX_METADATA_INSTANCES", 4)
     answer = client.get(f"/dicomweb/studies/{archive.new_study}/metadata")
     assert (answer.status_code, body(answer)["error"]["code"]) == (400, "INVALID_ARGUMENT")
     assert client.get(f"/dicomweb/studies/{archive.new_study}/series/{archive.ct_series}/metadata").status_code == 200
@@ -472,10 +474,10 @@ def test_a_study_over_the_metadata_bound_is_refused(
 def test_the_examined_bound_stops_a_walk_with_a_warning(
     client: FlaskClient, archive: Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dicomweb, "MAX_EXAMINED", 3)
+    monkeypatch.setattr(dicomweb_search, "MAX_EXAMINED", 3)
     answer = client.get(f"/dicomweb/studies/{archive.new_study}/instances")
     assert answer.status_code == 200 and len(body(answer)) < 5
-    assert answer.headers["Warning"].endswith(dicomweb.EXAMINED_WARNING)
+    assert answer.headers["Warning"].endswith(dicomweb_search.EXAMINED_WARNING)
 
 
 def test_dicomweb_needs_an_api_key_when_keys_are_set(local_aws: LocalAWS, archive: Archive) -> None:

@@ -43,7 +43,7 @@ INDEX_ATTRIBUTES: tuple[str, ...] = (SORT_ATTRIBUTE, LIST_SHARD, MODALITY_SHARD,
 # institution or the whole archive. Changing it means rewriting every record's shard keys.
 SHARDS = 8
 
-# The study view's key attributes (``managers/aggregates.py`` writes them): search keys of
+# The study view's key attributes (``managers/store/aggregates.py`` writes them): search keys of
 # studies, series by study, instances by series, instances by SOPInstanceUID.
 STUDY_TOKEN = "StudyToken"
 STUDY_SORT = "StudySortKey"
@@ -74,7 +74,7 @@ RETIRED_INDEXES: tuple[str, ...] = ("Modality-StudyDate", "StudyMonth-StudyDate"
 # A UID: digits and dots, at most 64 characters (PS3.5 9.1).
 UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
 
-# The tombstone's expiry (managers/records.py), the table's TTL attribute: DynamoDB deletes a
+# The tombstone's expiry (managers/store/records.py), the table's TTL attribute: DynamoDB deletes a
 # deleted file's marker once no retry of its events can arrive any more.
 TTL_ATTRIBUTE = "ExpiresAt"
 

@@ -28,7 +28,7 @@ CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 1.2
 MAX_ATTEMPTS = 3
 
-SECRETS_FILE = Path(__file__).resolve().parent.parent / "secrets.json"
+SECRETS_FILE = Path(__file__).resolve().parents[2] / "secrets.json"
 
 THROTTLING_CODES = frozenset(
     {
