@@ -126,19 +126,51 @@ def validate_payload(payload: Any) -> dict[str, str | None]:
     return document
 
 
+# A UID: digits and dots, at most 64 characters (PS3.5 9.1).
+UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
+# A modality code (CS, PS3.5 6.2: upper-case letters, digits, space, underscore; 16 at most).
+MODALITY_PATTERN = re.compile(r"[A-Z0-9_ ]{1,16}")
+_DASHED_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def valid_uid(value: str | None) -> str | None:
+    """Return ``value`` when it is a DICOM UID, else ``None``."""
+    return value if value and len(value) <= 64 and UID_PATTERN.fullmatch(value) else None
+
+
+def modality_code(value: str | None) -> str | None:
+    """Return a modality as its code (upper case, padding spaces dropped), or ``None`` when it is none.
+
+    The one rule for modalities, stored (from a header) or asked for (a study search, QIDO-RS).
+    """
+    code = (value or "").strip(" ").upper()
+    return code if MODALITY_PATTERN.fullmatch(code) else None
+
+
+def valid_date(value: str | None) -> str | None:
+    """Return ``value`` when it is a DA (``YYYYMMDD``, a calendar date, PS3.5 6.2), else ``None``."""
+    if not value or not re.fullmatch(r"\d{8}", value):
+        return None
+    try:
+        date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        return None
+    return value
+
+
 def normalize_date(value: str, name: str = "date") -> str:
     """Return a ``YYYYMMDD`` or ``YYYY-MM-DD`` date as ``YYYYMMDD`` (the DA form, PS3.5 6.2).
+
+    The one reader of a date a client sends, in every API (docs/API.md, "Dates").
 
     Raises
     ------
     InvalidArgument
-        When ``value`` is neither form or not a calendar date.
+        When ``value`` is neither form or not a calendar date. The message names the
+        argument, not the value.
     """
-    compact = value.replace("-", "") if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else value
-    if not re.fullmatch(r"\d{8}", compact):
-        raise InvalidArgument(f"{name} must be YYYYMMDD or YYYY-MM-DD, not {value!r}")
-    try:
-        date(int(compact[:4]), int(compact[4:6]), int(compact[6:]))
-    except ValueError as exc:
-        raise InvalidArgument(f"{name} {value!r} is not a calendar date") from exc
-    return compact
+    compact = value.replace("-", "") if _DASHED_DATE.fullmatch(value) else value
+    day = valid_date(compact)
+    if day is None:
+        raise InvalidArgument(f"{name} must be a calendar date as YYYYMMDD or YYYY-MM-DD")
+    return day

@@ -6,10 +6,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from errors import InvalidArgument
 from managers.bundle import Managers
 from managers.store.search import SearchFilter
-from metadata import normalize_date
+from resolvers.arguments import date_bounds
 from resolvers.paging import check_page_size, decode_cursor, encode_cursor, fingerprint
 
 MAX_SEARCH_PAGE = 500
@@ -39,10 +38,7 @@ def search_filter(
     study_date_to: str | None = None,
 ) -> SearchFilter:
     """Return normalized criteria: empty strings dropped, dates as ``YYYYMMDD``, bounds ordered."""
-    low = normalize_date(study_date_from, "studyDateFrom") if study_date_from else None
-    high = normalize_date(study_date_to, "studyDateTo") if study_date_to else None
-    if low and high and low > high:
-        raise InvalidArgument(f"studyDateFrom {study_date_from} is after studyDateTo {study_date_to}")
+    low, high = date_bounds(study_date_from, study_date_to, ("studyDateFrom", "studyDateTo"))
     return SearchFilter(
         patient_id=patient_id or None,
         modality=modality or None,

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from errors import InvalidArgument
 from managers.bundle import Managers
 from managers.store.study_records import InstanceRecord, SeriesRecord, StudyCriteria, StudyRecord, TextMatch
-from managers.store.table import UID_PATTERN
-from metadata import normalize_date
+from resolvers.arguments import checked_modality, checked_uid, date_bounds
 from resolvers.paging import check_page_size, decode_cursor, encode_cursor, fingerprint
 from resolvers.search import Page
 
@@ -17,13 +15,6 @@ from resolvers.search import Page
 MAX_STUDIES_PAGE = 200
 # Instances of one series one page holds at most (a CT series is often 500 to 2,000 slices).
 MAX_INSTANCES_PAGE = 1000
-
-
-def checked_uid(value: str, name: str) -> str:
-    """Return ``value`` when it is a DICOM UID (digits and dots, at most 64), else raise ``InvalidArgument``."""
-    if len(value) > 64 or not UID_PATTERN.fullmatch(value):
-        raise InvalidArgument(f"{name} must be a DICOM UID: digits and dots, at most 64 characters")
-    return value
 
 
 def study_criteria(
@@ -45,18 +36,13 @@ def study_criteria(
         For a malformed date or UID, a date range whose start is after its end, or a text
         pattern ``TextMatch.parse`` refuses.
     """
-    low = normalize_date(study_date_from, "studyDateFrom") if study_date_from else None
-    high = normalize_date(study_date_to, "studyDateTo") if study_date_to else None
-    if low and high and low > high:
-        raise InvalidArgument("studyDateFrom is after studyDateTo")
-    if modality and (len(modality) > 16 or "*" in modality or "?" in modality):
-        raise InvalidArgument("modality must be a DICOM modality code such as CT, at most 16 characters")
+    low, high = date_bounds(study_date_from, study_date_to, ("studyDateFrom", "studyDateTo"))
     return StudyCriteria(
         patient_id=TextMatch.parse(patient_id, "patientId") if patient_id else None,
         patient_name=TextMatch.parse(patient_name, "patientName") if patient_name else None,
         accession_number=TextMatch.parse(accession_number, "accessionNumber") if accession_number else None,
         study_description=TextMatch.parse(study_description, "studyDescription") if study_description else None,
-        modality=modality.upper() if modality else None,
+        modality=checked_modality(modality, "modality") if modality else None,
         study_date_from=low,
         study_date_to=high,
         study_instance_uid=checked_uid(study_instance_uid, "studyInstanceUid") if study_instance_uid else None,

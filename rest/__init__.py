@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, current_app, jsonify, request
 
 import resolvers
 from errors import InvalidArgument, InvalidPayload, NotFound, UnsupportedMediaType
+from resolvers.arguments import date_range, whole_number
 
 if TYPE_CHECKING:
     from managers.bundle import Managers
@@ -58,6 +58,7 @@ def upload_json_to_s3() -> Any:
 
 
 # QIDO-RS style parameters (PS3.18 8.3.4) of GET /search-metadata.
+DEFAULT_SEARCH_LIMIT = 50
 SEARCH_PARAMETERS = frozenset({"PatientID", "Modality", "InstitutionName", "StudyDate", "limit", "cursor"})
 
 
@@ -70,7 +71,7 @@ def search_metadata() -> Any:
         raise InvalidArgument(
             f"unknown parameters: {', '.join(unknown)}; allowed: {', '.join(sorted(SEARCH_PARAMETERS))}"
         )
-    low, high = _date_range(request.args.get("StudyDate", ""))
+    low, high = date_range(request.args.get("StudyDate", ""), "StudyDate")
     criteria = resolvers.search_filter(
         patient_id=request.args.get("PatientID"),
         modality=request.args.get("Modality"),
@@ -84,26 +85,5 @@ def search_metadata() -> Any:
     return jsonify({"items": page.items, "next_cursor": page.next_cursor})
 
 
-def _date_range(value: str) -> tuple[str | None, str | None]:
-    """Split a QIDO date range: ``A-B``, ``-B``, ``A-`` or a single date ``A``."""
-    if not value:
-        return None, None
-    compact = value.replace("-", "") if len(value) == 10 and value.count("-") == 2 else value
-    if "-" not in compact:
-        return compact, compact
-    low, _, high = compact.partition("-")
-    if "-" in high:
-        raise InvalidArgument("StudyDate must be YYYYMMDD, YYYYMMDD-YYYYMMDD, -YYYYMMDD or YYYYMMDD-")
-    return low or None, high or None
-
-
-_LIMIT = re.compile(r"[0-9]{1,9}")
-
-
 def _limit(value: str | None) -> int:
-    if value is None:
-        return 50
-    # ASCII digits only: str.isdigit() accepts '²' and '١', which int() rejects or reads.
-    if not _LIMIT.fullmatch(value):
-        raise InvalidArgument(f"limit must be a whole number, not {value!r}")
-    return int(value)
+    return DEFAULT_SEARCH_LIMIT if value is None else whole_number(value, "limit")

@@ -19,7 +19,8 @@ from errors import InvalidArgument, InvalidCursor, UpstreamUnavailable
 from local.server import LocalAWS, create_table
 from managers.bundle import Managers
 from managers.DynamoDBManager import DynamoDBManager
-from managers.store.table import LIST_SHARD, SHARDS, SORT_ATTRIBUTE, dated, derived_attributes, shard_of
+from managers.store.table import LIST_SHARD, SHARDS, SORT_ATTRIBUTE, derived_attributes, shard_of
+from metadata import valid_date
 from resolvers.search import search_filter
 from schema import schema
 from schema.types import Context
@@ -121,7 +122,7 @@ def expected(
     high: str | None = None,
 ) -> list[str]:
     def matches(r: dict[str, str | None]) -> bool:
-        date = dated(r["StudyDate"])
+        date = valid_date(r["StudyDate"])
         return (
             any(r[field] for field in ("PatientID", "StudyDate", "Modality", "InstitutionName", "StudyDescription"))
             and (patient_id is None or r["PatientID"] == patient_id)
@@ -132,7 +133,7 @@ def expected(
         )
 
     hits = [r for r in RECORDS if matches(r)]
-    return [path_of(r) for r in sorted(hits, key=lambda r: (dated(r["StudyDate"]) or "", path_of(r)))]
+    return [path_of(r) for r in sorted(hits, key=lambda r: (valid_date(r["StudyDate"]) or "", path_of(r)))]
 
 
 def all_pages(managers: Managers, page_size: int, **criteria: str | None) -> list[str]:

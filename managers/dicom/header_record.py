@@ -18,7 +18,7 @@ from errors import NotDicom, NotFound
 from managers.aws.clients import error_code, http_status, upstream
 from managers.dicom.header import fields_of, read_header
 from managers.dicom.ranged import FIRST_REQUEST, RangedReader
-from managers.store.table import valid_uid
+from metadata import valid_uid
 
 # DICOM keywords the records keep besides the five fields (DESIGN.md, "Indexing the archive").
 TEXT_ATTRIBUTES: tuple[str, ...] = (

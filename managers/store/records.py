@@ -33,9 +33,8 @@ from managers.store.table import (
     TTL_ATTRIBUTE,
     derived_attributes,
     number_key,
-    valid_uid,
 )
-from metadata import FIELDS
+from metadata import FIELDS, valid_uid
 
 HEADER_FIELDS = "HeaderFields"
 UPLOADED_FIELDS = "UploadedFields"

@@ -39,10 +39,8 @@ from managers.store.table import (
     PARTITION_KEY,
     SHARDS,
     STUDY_SORT,
-    dated,
 )
-from managers.store.table import UID_PATTERN as UID_PATTERN  # re-exported: resolvers check UIDs with it
-from metadata import FIELDS
+from metadata import FIELDS, valid_date
 
 if TYPE_CHECKING:
     from managers.DynamoDBManager import DynamoDBManager
@@ -227,7 +225,7 @@ def _matches(item: dict[str, Any], criteria: StudyCriteria) -> bool:
             return False
     if criteria.modality and criteria.modality.upper() not in counters(item, MODALITY_COUNTER):
         return False
-    day = dated(_text(item, "StudyDate"))
+    day = valid_date(_text(item, "StudyDate"))
     if criteria.study_date_from and (day is None or day < criteria.study_date_from):
         return False
     if criteria.study_date_to and (day is None or day > criteria.study_date_to):

@@ -35,10 +35,9 @@ from managers.store.table import (
     SHARDS,
     STUDY_SORT,
     STUDY_TOKEN,
-    dated,
     number_key,
-    valid_uid,
 )
+from metadata import modality_code, valid_date, valid_uid
 
 STUDY_PREFIX = "#study/"
 SERIES_PREFIX = "#series/"
@@ -55,9 +54,6 @@ TOKEN_PREFIX = 8
 # Words of a name and of a description that get search keys (the rest are still checked).
 NAME_WORDS = 5
 DESCRIPTION_WORDS = 8
-
-# A modality code (CS: upper-case letters, digits, space, underscore; 16 at most).
-MODALITY_PATTERN = re.compile(r"[A-Z0-9_ ]{1,16}")
 
 # The study's values, by DICOM keyword; the first four come from the header's five fields.
 STUDY_FIELDS = ("PatientID", "StudyDate", "InstitutionName", "StudyDescription")
@@ -85,7 +81,7 @@ def words(value: str, kind: WordKind) -> list[str]:
 
 def study_sort_key(study_date: str | None, study_uid: str) -> str:
     """Return a study's sort key: newest StudyDate first, then by UID; undated studies last."""
-    day = dated(study_date)
+    day = valid_date(study_date)
     return f"{99999999 - int(day):08d}#{study_uid}" if day else f"~#{study_uid}"
 
 
@@ -122,19 +118,19 @@ def membership(item: dict[str, Any] | None) -> Membership | None:
     if not valid_uid(study):
         return None
     header = records.fields_of_map(item.get(records.HEADER_FIELDS, {}))
-    modality = (header.get("Modality") or "").upper()
+    modality = modality_code(header.get("Modality"))
     study_values = {name: header[name] or "" for name in STUDY_FIELDS}
     study_values.update({name: item.get(name, {}).get("S", "") for name in STUDY_TEXTS})
     series_values = {name: {"S": item[name]["S"]} for name in SERIES_TEXTS if "S" in item.get(name, {})}
     if "N" in item.get("SeriesNumber", {}):
         series_values["SeriesNumber"] = {"N": item["SeriesNumber"]["N"]}
     series_values[SERIES_SORT] = {"S": number_key(_number(item.get("SeriesNumber")), series)}
-    if MODALITY_PATTERN.fullmatch(modality):
+    if modality:
         series_values["Modality"] = {"S": modality}
     return Membership(
         study=str(study),
         series=series,
-        modality=modality if MODALITY_PATTERN.fullmatch(modality) else None,
+        modality=modality,
         study_values={name: value for name, value in study_values.items() if value},
         series_values=series_values,
     )

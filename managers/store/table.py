@@ -21,11 +21,9 @@ spread by themselves, and one patient's burst is one study's worth of writes.
 from __future__ import annotations
 
 import hashlib
-import re
-from datetime import date
 from typing import Any
 
-from metadata import FIELDS
+from metadata import FIELDS, valid_date
 
 PARTITION_KEY = "FilePath"
 SORT_ATTRIBUTE = "StudyDateKey"
@@ -71,9 +69,6 @@ INDEXES: dict[str, tuple[str, str | None]] = {
 RETIRED_INDEXES: tuple[str, ...] = ("Modality-StudyDate", "StudyMonth-StudyDate")
 
 
-# A UID: digits and dots, at most 64 characters (PS3.5 9.1).
-UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
-
 # The tombstone's expiry (managers/store/records.py), the table's TTL attribute: DynamoDB deletes a
 # deleted file's marker once no retry of its events can arrive any more.
 TTL_ATTRIBUTE = "ExpiresAt"
@@ -91,20 +86,9 @@ def shard_values(value: str) -> list[str]:
     return [f"{value}#{shard}" for shard in range(SHARDS)]
 
 
-def dated(study_date: str | None) -> str | None:
-    """Return ``study_date`` when it is a valid DA (``YYYYMMDD``, a calendar date), else ``None``."""
-    if not study_date or not re.fullmatch(r"\d{8}", study_date):
-        return None
-    try:
-        date(int(study_date[:4]), int(study_date[4:6]), int(study_date[6:]))
-    except ValueError:
-        return None
-    return study_date
-
-
 def sort_key(study_date: str | None, file_path: str) -> str:
     """Return the ``StudyDateKey`` of a record."""
-    return f"{dated(study_date) or ''}#{file_path}"
+    return f"{valid_date(study_date) or ''}#{file_path}"
 
 
 def derived_attributes(file_path: str, fields: dict[str, Any]) -> dict[str, str]:
@@ -158,11 +142,6 @@ def table_definition(table_name: str) -> dict[str, Any]:
         "AttributeDefinitions": attribute_definitions(),
         "GlobalSecondaryIndexes": [index_definition(index) for index in INDEXES],
     }
-
-
-def valid_uid(value: str | None) -> str | None:
-    """Return ``value`` when it is a DICOM UID, else ``None``."""
-    return value if value and len(value) <= 64 and UID_PATTERN.fullmatch(value) else None
 
 
 def number_key(number: int | None, tail: str) -> str:

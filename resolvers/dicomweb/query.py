@@ -12,8 +12,8 @@ from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 from errors import InvalidArgument
 from managers.store.study_records import StudyCriteria
-from metadata import normalize_date
-from resolvers.studies import checked_uid, study_criteria
+from resolvers.arguments import checked_modality, checked_uid, date_range, whole_number
+from resolvers.studies import study_criteria
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,7 @@ LIMIT_WARNING = (
 )
 
 _HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
-_NUMBER = re.compile(r"[0-9]{1,9}")
 _LIST_SEPARATORS = re.compile(r"[\\,]")
-# A modality code (CS, PS3.5 6.2: upper-case letters, digits, underscore); any case accepted.
-_MODALITY = re.compile(r"[A-Za-z0-9_]{1,16}")
-_DATE_FORMS = "YYYYMMDD, YYYYMMDD-YYYYMMDD, -YYYYMMDD or YYYYMMDD-"
 
 
 @dataclass(frozen=True)
@@ -184,7 +180,7 @@ def parse_query(
     if _flag(single.get("fuzzymatching"), "fuzzymatching"):
         warnings.append(FUZZY_WARNING)
     include, include_all = _includefield(values.get("includefield", []))
-    low, high = _date_range(single.get("StudyDate", ""), "StudyDate")
+    low, high = date_range(single.get("StudyDate", ""), "StudyDate")
     return QidoQuery(
         level=level,
         criteria=study_criteria(
@@ -199,7 +195,7 @@ def parse_query(
         modalities_in_study=_modalities(values.get("ModalitiesInStudy"), "ModalitiesInStudy"),
         series_uids=_uids(values.get("SeriesInstanceUID"), series_uid, "SeriesInstanceUID"),
         modalities=_modalities(values.get("Modality"), "Modality"),
-        series_date=_date_range(single.get("SeriesDate", ""), "SeriesDate"),
+        series_date=date_range(single.get("SeriesDate", ""), "SeriesDate"),
         sop_uids=_uids(values.get("SOPInstanceUID"), None, "SOPInstanceUID"),
         limit=limit,
         offset=_offset(single.get("offset")),
@@ -219,7 +215,7 @@ def _keyword(key: str) -> str:
 def _limit(value: str | None, warnings: list[str]) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    limit = _whole_number(value, "limit")
+    limit = whole_number(value, "limit")
     if limit < 1:
         raise InvalidArgument("limit must be at least 1")
     if limit > MAX_LIMIT:
@@ -229,17 +225,10 @@ def _limit(value: str | None, warnings: list[str]) -> int:
 
 
 def _offset(value: str | None) -> int:
-    offset = 0 if value is None else _whole_number(value, "offset")
+    offset = 0 if value is None else whole_number(value, "offset")
     if offset > MAX_OFFSET:
         raise InvalidArgument(f"offset must be at most {MAX_OFFSET}; narrow the search instead")
     return offset
-
-
-def _whole_number(value: str, name: str) -> int:
-    # ASCII digits only: str.isdigit() accepts '²' and '١'. A leading '-' is refused here too.
-    if not _NUMBER.fullmatch(value):
-        raise InvalidArgument(f"{name} must be a whole number")
-    return int(value)
 
 
 def _flag(value: str | None, name: str) -> bool:
@@ -276,25 +265,6 @@ def _pattern(value: str | None) -> str | None:
     return value
 
 
-def _date_range(value: str, name: str) -> tuple[str | None, str | None]:
-    """Return the bounds of a QIDO date range (PS3.4 C.2.2.2.5): ``A``, ``A-B``, ``-B`` or ``A-``."""
-    if not value:
-        return None, None
-    if value.count("-") > 1:
-        raise InvalidArgument(f"{name} must be {_DATE_FORMS}")
-    if "-" not in value:
-        day = normalize_date(value, name)
-        return day, day
-    low, _, high = value.partition("-")
-    if not low and not high:
-        raise InvalidArgument(f"{name} must be {_DATE_FORMS}")
-    first = normalize_date(low, name) if low else None
-    last = normalize_date(high, name) if high else None
-    if first and last and first > last:
-        raise InvalidArgument(f"{name} starts after it ends")
-    return first, last
-
-
 def _list(given: list[str] | None, name: str) -> list[str] | None:
     """Return the values of a list key: repeated, and each separated by ``\\`` or ``,``.
 
@@ -325,7 +295,4 @@ def _modalities(given: list[str] | None, name: str) -> frozenset[str] | None:
     listed = _list(given, name)
     if listed is None:
         return None
-    for modality in listed:
-        if not _MODALITY.fullmatch(modality):
-            raise InvalidArgument(f"{name} takes DICOM modality codes such as CT, at most 16 characters each")
-    return frozenset(modality.upper() for modality in listed)
+    return frozenset(checked_modality(modality, name) for modality in listed)

@@ -11,8 +11,8 @@ from errors import DicomMetaError, InvalidArgument, NotFound, UpstreamUnavailabl
 from managers.bundle import Managers
 from managers.store.study_index import StudyIndex
 from managers.store.study_records import InstanceRecord
+from resolvers.arguments import checked_uid
 from resolvers.dicomweb.search import Budget, instance_order, instances_of
-from resolvers.studies import checked_uid
 
 log = logging.getLogger(__name__)
 
