@@ -8,12 +8,11 @@ from typing import Any
 
 import requests
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from config import S3_BUCKET_NAME
 from errors import UpstreamUnavailable
-from managers.aws.clients import client_config, error_code, make_client, upstream
-from managers.aws.objects import ObjectReader, object_errors
+from managers.aws.clients import client_config, make_client, upstream
+from managers.aws.objects import ObjectReader, read_range
 from metadata import parse_s3_path, s3_path_of
 
 # At most five minutes: the URL is used at once, by this process, and a leaked one must die fast.
@@ -59,18 +58,8 @@ class S3Manager:
 
     def read_range(self, s3_path: str, start: int, length: int) -> tuple[bytes, int]:
         """Return ``length`` bytes from ``start`` of the object, and the object's total size."""
-        bucket, key = parse_s3_path(s3_path)
-        try:
-            with object_errors(s3_path):
-                response = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
-                data = response["Body"].read()
-        except ClientError as exc:
-            if error_code(exc) == "InvalidRange":  # S3's answer for a range of an empty object
-                return b"", 0
-            raise
-        content_range = response.get("ContentRange", "")
-        total = int(content_range.rsplit("/", 1)[-1]) if "/" in content_range else len(data)
-        return data, total
+        read = read_range(self.client, *parse_s3_path(s3_path), start, length)
+        return read.data, read.total
 
     def presigned_put_url(self, key: str) -> str:
         """Return a URL that lets its holder PUT one JSON document at ``key`` for 5 minutes.

@@ -17,7 +17,8 @@ from typing import Any
 from config import S3_BUCKET_NAME
 from errors import DicomMetaError, NotFound, UpstreamUnavailable
 from managers.aws.clients import upstream
-from managers.dicom.header_record import HeaderRecord, ObjectChanged, read_header_record
+from managers.aws.objects import ObjectChanged
+from managers.dicom.header_record import HeaderRecord, read_header_record
 from managers.DynamoDBManager import DynamoDBManager
 from managers.store import records
 from managers.store.aggregates import Aggregates

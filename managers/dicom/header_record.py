@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
-from botocore.exceptions import ClientError
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from errors import NotDicom, NotFound
-from managers.aws.clients import error_code, http_status, upstream
+from managers.aws.objects import read_range
 from managers.dicom.header import fields_of, read_header
 from managers.dicom.ranged import FIRST_REQUEST, RangedReader
 from metadata import valid_uid
@@ -43,16 +42,8 @@ UID_ATTRIBUTES = frozenset({"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanc
 # IS and US values, stored as DynamoDB numbers when they hold one valid integer.
 NUMBER_ATTRIBUTES: tuple[str, ...] = ("SeriesNumber", "InstanceNumber", "Rows", "Columns", "NumberOfFrames")
 
-_MISSING_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
-# The indexer's role may GET dicom/* but not list the bucket, and without s3:ListBucket S3
-# answers 403 rather than 404 for a key that is gone: for the indexer, that object is gone.
-_DENIED_CODES = frozenset({"AccessDenied", "403"})
 # What converting a raw element of a malformed header can raise.
 _DECODE_ERRORS = (ValueError, KeyError, TypeError, OverflowError, UnicodeError)
-
-
-class ObjectChanged(Exception):
-    """Raised when the object was overwritten between two ranged reads of one header."""
 
 
 @dataclass
@@ -81,34 +72,13 @@ class VersionedFetch:
         self.last_modified = ""
 
     def __call__(self, start: int, length: int) -> tuple[bytes, int]:
-        request: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": self.key,
-            "Range": f"bytes={start}-{start + length - 1}",
-        }
-        if self.etag:
-            request["IfMatch"] = self.etag
         try:
-            with upstream("S3"):
-                response = self.client.get_object(**request)
-                data: bytes = response["Body"].read()
-        except ClientError as exc:
-            code = error_code(exc)
-            if code in _MISSING_CODES | _DENIED_CODES or http_status(exc) in (403, 404):
-                raise NotFound("the object is gone") from exc
-            if code == "PreconditionFailed" or http_status(exc) == 412:
-                raise ObjectChanged("the object changed while its header was read") from exc
-            if code == "InvalidRange":  # S3's answer for a range of an empty object
-                self.etag = self.etag or ""
-                return b"", 0
-            raise
+            read = read_range(self.client, self.bucket, self.key, start, length, self.etag)
+        except NotFound as exc:
+            raise NotFound("the object is gone") from exc  # the message holds no key: it may be logged
         if self.etag is None:
-            self.etag = str(response.get("ETag", ""))
-            modified = response.get("LastModified")
-            self.last_modified = modified.isoformat() if modified is not None else ""
-        content_range = response.get("ContentRange", "")
-        total = int(content_range.rsplit("/", 1)[-1]) if "/" in content_range else len(data)
-        return data, total
+            self.etag, self.last_modified = read.etag, read.last_modified
+        return read.data, read.total
 
 
 def read_header_record(client: Any, bucket: str, key: str, s3_path: str) -> HeaderRecord:
