@@ -32,10 +32,10 @@ from managers.store.table import (
     INSTANCE_SERIES,
     PARTITION_KEY,
     SERIES_SORT,
-    SHARDS,
     STUDY_SORT,
     STUDY_TOKEN,
     number_key,
+    shard_of,
 )
 from metadata import modality_code, valid_date, valid_uid
 
@@ -91,11 +91,6 @@ def study_key(study_uid: str) -> str:
 
 def series_key(series_uid: str) -> str:
     return f"{SERIES_PREFIX}{series_uid}"
-
-
-def shard_of_study(study_uid: str) -> int:
-    """Return the shard of a study's search keys (stable across processes)."""
-    return int.from_bytes(hashlib.blake2b(study_uid.encode(), digest_size=8).digest(), "big") % SHARDS
 
 
 @dataclass(frozen=True)
@@ -182,7 +177,7 @@ def token_items(item: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the token items of a study item, keyed by its current sort key."""
     uid = item["StudyInstanceUID"]["S"]
     sort = study_sort_key(item.get("StudyDate", {}).get("S"), uid)
-    shard = shard_of_study(uid)
+    shard = shard_of(uid)
     return [
         {
             PARTITION_KEY: {"S": f"{TOKEN_PREFIX_KEY}{uid}/{sort}/{token}"},

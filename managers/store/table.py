@@ -74,10 +74,13 @@ RETIRED_INDEXES: tuple[str, ...] = ("Modality-StudyDate", "StudyMonth-StudyDate"
 TTL_ATTRIBUTE = "ExpiresAt"
 
 
-def shard_of(file_path: str) -> int:
-    """Return the shard (``0..SHARDS-1``) of a record: stable across processes and versions."""
-    # Python's hash() is salted per process; the shard must be the same for every writer.
-    digest = hashlib.blake2b(file_path.encode(), digest_size=8).digest()
+def shard_of(key: str) -> int:
+    """Return the shard (``0..SHARDS-1``) of a key (a record's FilePath, a study's UID).
+
+    Stable across processes and versions: Python's hash() is salted per process, and the
+    shard must be the same for every writer.
+    """
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % SHARDS
 
 
