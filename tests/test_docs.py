@@ -1,6 +1,7 @@
 """The docs say what the code does: API.md names every route and error code, schema.graphql
-is the served schema, and the lists and numbers ARCHITECTURE.md and the README repeat
-(IAM actions, the zip, timeouts) are the code's."""
+is the served schema, and the lists and numbers ARCHITECTURE.md and operations.md repeat
+(IAM actions, the zip, timeouts) are the code's. The README stays a front page, and every
+relative link of the markdown pages leads to a file of the repository."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from deploy.build_lambda_zip import archive_name, package_files
 from schema.export import SDL_FILE, sdl
 from seeds import seeded_s3_path
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 API = (DOCS / "API.md").read_text(encoding="utf-8")
 ARCHITECTURE = (DOCS / "ARCHITECTURE.md").read_text(encoding="utf-8")
-LAMBDA_POLICY = Path(__file__).resolve().parent.parent / "deploy" / "lambda-policy.json"
+LAMBDA_POLICY = ROOT / "deploy" / "lambda-policy.json"
 
 
 def test_api_md_names_every_served_route(client: FlaskClient) -> None:
@@ -130,12 +132,63 @@ def test_the_api_iam_table_lists_every_call_the_api_makes(client: FlaskClient, a
     assert {call: IAM_ACTION[call] for call in api_calls} == {call: documented.get(call) for call in api_calls}
 
 
-def test_the_readme_timeouts_are_the_clients() -> None:
+def test_the_operations_page_timeouts_are_the_clients() -> None:
     from managers.aws.clients import CONNECT_TIMEOUT, MAX_ATTEMPTS, READ_TIMEOUT
     from managers.S3Manager import UPLOAD_TIMEOUT
 
-    readme = " ".join((DOCS.parent / "README.md").read_text(encoding="utf-8").split())
-    assert f"tried {MAX_ATTEMPTS} times in all" in readme
-    assert f"(connect timeout {CONNECT_TIMEOUT:g} s, read timeout {READ_TIMEOUT:g} s," in readme
+    operations = " ".join((DOCS / "operations.md").read_text(encoding="utf-8").split())
+    assert f"tried {MAX_ATTEMPTS} times in all" in operations
+    assert f"(connect timeout {CONNECT_TIMEOUT:g} s, read timeout {READ_TIMEOUT:g} s," in operations
     connect, read = UPLOAD_TIMEOUT
-    assert f"the presigned upload has {connect:g} s to connect and {read:g} s to answer" in readme
+    assert f"the presigned upload has {connect:g} s to connect and {read:g} s to answer" in operations
+
+
+README_MAX_LINES = 160
+
+
+def test_the_readme_is_a_front_page() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= README_MAX_LINES, "README.md is a front page: move the details to docs/"
+
+
+def markdown_pages() -> list[Path]:
+    """The pages whose links must resolve: the README, the changelog, bench/'s and docs/'s."""
+    return [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "bench" / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+# Fenced code blocks and inline code, where a `](` is text, not a link.
+_CODE = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[^\n]*$|`[^`\n]*`", re.DOTALL | re.MULTILINE)
+_LINK = re.compile(
+    r"""
+    \]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)   # an inline link or image: [text](target "title")
+    | ^[ ]{0,3}\[[^\]]+\]:[ \t]*<?(\S+?)>?(?:\s|$)  # a reference definition: [name]: target
+    """,
+    re.MULTILINE | re.VERBOSE,
+)
+
+
+def relative_links(text: str) -> list[str]:
+    """Return the link targets of markdown ``text`` that point into the repository."""
+    prose = _CODE.sub("", text)
+    targets = [inline or reference for inline, reference in _LINK.findall(prose)]
+    return [target for target in targets if not re.match(r"[a-z][a-z0-9+.-]*:|#", target, re.IGNORECASE)]
+
+
+def test_relative_links_finds_paths_not_urls_anchors_or_code() -> None:
+    text = (
+        "[a](docs/API.md) [b](API.md#dicomweb) ![c](graphiql.png) [d](https://example.org/x.md)\n"
+        "[e](#layout) [f](mailto:x@example.org) `[g](nowhere.md)`\n"
+        "```\n[h](nowhere.md)\n```\n[i]: ../bench/README.md\n"
+    )
+    assert relative_links(text) == ["docs/API.md", "API.md#dicomweb", "graphiql.png", "../bench/README.md"]
+
+
+@pytest.mark.parametrize("page", markdown_pages(), ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_relative_link_leads_to_a_file_of_the_repository(page: Path) -> None:
+    broken = []
+    for target in relative_links(page.read_text(encoding="utf-8")):
+        path = target.split("#", 1)[0]
+        resolved = (ROOT / path.lstrip("/") if path.startswith("/") else page.parent / path).resolve()
+        if not (resolved.is_file() and resolved.is_relative_to(ROOT)):
+            broken.append(target)
+    assert broken == [], f"{page.relative_to(ROOT)} links to what the repository does not hold"
