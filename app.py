@@ -85,7 +85,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if "API_KEYS" not in app.config:
         app.config["API_KEYS"] = web.auth.keys_from_environment()
     app.json.sort_keys = False  # type: ignore[attr-defined]  # answers list fields in contract order
-    paging.use_secret(cursor_secret(app.config.get("CURSOR_SECRET")))
+    cursors = paging.Cursors(cursor_secret(app.config.get("CURSOR_SECRET")))
+    app.extensions["dicom_meta.cursors"] = cursors
 
     managers = app.config.get("MANAGERS") or Managers.create(
         credentials=app.config["AWS_CREDENTIALS"] or load_secrets(),
@@ -106,7 +107,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule(
         "/graphql",
         view_func=DicomMetaGraphQLView.as_view(
-            "graphql", managers=managers, schema=schema, graphql_ide="graphiql", local_graphiql=local_graphiql
+            "graphql",
+            managers=managers,
+            cursors=cursors,
+            schema=schema,
+            graphql_ide="graphiql",
+            local_graphiql=local_graphiql,
         ),
     )
     return app

@@ -49,6 +49,7 @@ from managers.aws.clients import client_config, make_client  # noqa: E402  impor
 from managers.bundle import Managers  # noqa: E402  imported after the sys.path line above
 from managers.dicom.header import fields_of  # noqa: E402  imported after the sys.path line above
 from managers.dicom.ranged import FIRST_REQUEST  # noqa: E402  imported after the sys.path line above
+from resolvers.paging import Cursors, new_secret  # noqa: E402
 from schema import schema  # noqa: E402  imported after the sys.path line above
 from schema.types import Context  # noqa: E402  imported after the sys.path line above
 
@@ -186,7 +187,7 @@ def bench_batch(managers: Managers, uploader: Any, counter: GetCounter, runs: in
         key = f"dicom/bench/batch/{spec.file_name}"
         upload(uploader, key, spec)
         paths.append(f"s3://{S3_BUCKET_NAME}/{key}")
-    context = Context(managers=managers, request_id="bench")
+    context = Context(managers=managers, cursors=Cursors(new_secret()), request_id="bench")
 
     def run_batch() -> None:
         result = schema.execute_sync(BATCH_QUERY, variable_values={"paths": paths}, context_value=context)

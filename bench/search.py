@@ -51,8 +51,11 @@ from managers.store.aggregates import Aggregates, Changes  # noqa: E402
 from managers.store.study_records import StudyCriteria, TextMatch  # noqa: E402
 from managers.store.table import PARTITION_KEY, SHARDS, derived_attributes  # noqa: E402
 from metadata import FIELDS  # noqa: E402
-from resolvers import paging  # noqa: E402
+from resolvers.paging import Cursors, new_secret  # noqa: E402
 from resolvers.search import search_filter, search_metadata  # noqa: E402
+
+# Cursors of this run only, as create_app would make them.
+CURSORS = Cursors(new_secret())
 
 RESULTS = ROOT / "bench" / "results" / "search.json"
 MODALITIES = ("CT", "MR", "US", "CR", "DX", "PT", "NM", "MG")
@@ -76,7 +79,7 @@ def record_pages(**arguments: str) -> Pager:
     criteria = search_filter(**arguments)
 
     def page_of(managers: Managers, size: int, cursor: Any) -> tuple[int, Any]:
-        answer = search_metadata(managers, criteria, size, cursor)
+        answer = search_metadata(managers, CURSORS, criteria, size, cursor)
         return len(answer.items), answer.next_cursor
 
     return page_of
@@ -414,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results (default: bench/results/search.json)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
-    paging.use_secret(paging.new_secret())  # cursors of this run only, as create_app would set
+
     with LocalAWSProcess(args.port or free_port()) as aws:
         results = [r for size in sizes for r in bench_size(aws.endpoint_url, size, args.page, args.pages)]
     found = checks(results, args.page)

@@ -7,8 +7,9 @@ data, so a cursor made by another query, altered, truncated, or made with anothe
 fails authentication and is answered with ``INVALID_CURSOR``; so is one whose position does
 not have the shape its query expects.
 
-The key comes from the process's secret (``use_secret``), which ``create_app`` sets once:
-``DICOM_META_CURSOR_SECRET`` (or the ``CURSOR_SECRET`` setting). There is no default secret.
+The key belongs to one app: ``create_app`` builds its ``Cursors`` once, from the
+``CURSOR_SECRET`` setting or ``DICOM_META_CURSOR_SECRET``, and hands it to the resolvers with
+the managers; two apps in one process keep their own keys. There is no default secret.
 """
 
 from __future__ import annotations
@@ -33,28 +34,10 @@ SECRET_VARIABLE = "DICOM_META_CURSOR_SECRET"
 NONCE_BYTES = 12  # AES-GCM's standard nonce (NIST SP 800-38D 8.2); random per cursor
 _KEY_INFO = b"dicom-meta paging cursor v2"
 
-# One cipher per process: the secret is a deployment setting, like the variable it comes from.
-_cipher: list[AESGCM] = []
-
 
 def new_secret() -> str:
     """Return a random secret, for a local run that has none (shared with its workers)."""
     return secrets.token_urlsafe(32)
-
-
-def use_secret(secret: str) -> None:
-    """Derive the cursor key from ``secret`` and use it for every cursor of this process."""
-    if not secret:
-        raise ValueError(f"the cursor secret is empty; set {SECRET_VARIABLE}")
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEY_INFO).derive(secret.encode())
-    _cipher[:] = [AESGCM(key)]
-
-
-def _aead() -> AESGCM:
-    if not _cipher:
-        # create_app sets the secret; a process that never built an app (a script) has none.
-        raise RuntimeError(f"no cursor secret: create the app first or set {SECRET_VARIABLE}")
-    return _cipher[0]
 
 
 def fingerprint(operation: str, arguments: dict[str, Any]) -> str:
@@ -71,50 +54,58 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def encode_cursor(query: str, position: dict[str, str] | None) -> str | None:
-    """Return the cursor for ``position`` in the query ``query`` (``None`` stays ``None``)."""
-    if position is None:
-        return None
-    nonce = os.urandom(NONCE_BYTES)
-    plaintext = json.dumps(position, separators=(",", ":")).encode()
-    return _b64(nonce + _aead().encrypt(nonce, plaintext, query.encode()))
+class Cursors:
+    """Seals positions into cursors and opens them, with the key of one app's secret."""
 
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ValueError(f"the cursor secret is empty; set {SECRET_VARIABLE}")
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEY_INFO).derive(secret.encode())
+        self._aead = AESGCM(key)
 
-def decode_cursor(query: str, cursor: str | None, fields: Collection[str] | None = None) -> dict[str, str] | None:
-    """Return the position a cursor holds, checking it belongs to ``query``.
+    def encode(self, query: str, position: dict[str, str] | None) -> str | None:
+        """Return the cursor for ``position`` in the query ``query`` (``None`` stays ``None``)."""
+        if position is None:
+            return None
+        nonce = os.urandom(NONCE_BYTES)
+        plaintext = json.dumps(position, separators=(",", ":")).encode()
+        return _b64(nonce + self._aead.encrypt(nonce, plaintext, query.encode()))
 
-    Parameters
-    ----------
-    query
-        The fingerprint of the query being paged.
-    cursor
-        The cursor the client sent, or ``None`` for the first page.
-    fields
-        The keys the position must have (all strings); ``None``: any string keys.
+    def decode(self, query: str, cursor: str | None, fields: Collection[str] | None = None) -> dict[str, str] | None:
+        """Return the position a cursor holds, checking it belongs to ``query``.
 
-    Raises
-    ------
-    InvalidCursor
-        When the cursor was tampered with, is malformed, belongs to another query or another
-        secret, or holds a position of another shape.
-    """
-    if cursor is None:
-        return None
-    try:
-        payload = _unb64(cursor)
-    except (ValueError, binascii.Error) as exc:
-        raise InvalidCursor("the cursor is malformed; start again without one") from exc
-    try:
-        plaintext = _aead().decrypt(payload[:NONCE_BYTES], payload[NONCE_BYTES:], query.encode())
-    except (InvalidTag, ValueError) as exc:
-        raise InvalidCursor("the cursor was altered, belongs to another query, or is not one of ours") from exc
-    try:
-        position = json.loads(plaintext)
-    except ValueError as exc:
-        raise InvalidCursor("the cursor holds no position; start again without one") from exc
-    if not _has_shape(position, fields):
-        raise InvalidCursor("the cursor holds a position of another kind; start again without one")
-    return position
+        Parameters
+        ----------
+        query
+            The fingerprint of the query being paged.
+        cursor
+            The cursor the client sent, or ``None`` for the first page.
+        fields
+            The keys the position must have (all strings); ``None``: any string keys.
+
+        Raises
+        ------
+        InvalidCursor
+            When the cursor was tampered with, is malformed, belongs to another query or another
+            secret, or holds a position of another shape.
+        """
+        if cursor is None:
+            return None
+        try:
+            payload = _unb64(cursor)
+        except (ValueError, binascii.Error) as exc:
+            raise InvalidCursor("the cursor is malformed; start again without one") from exc
+        try:
+            plaintext = self._aead.decrypt(payload[:NONCE_BYTES], payload[NONCE_BYTES:], query.encode())
+        except (InvalidTag, ValueError) as exc:
+            raise InvalidCursor("the cursor was altered, belongs to another query, or is not one of ours") from exc
+        try:
+            position = json.loads(plaintext)
+        except ValueError as exc:
+            raise InvalidCursor("the cursor holds no position; start again without one") from exc
+        if not _has_shape(position, fields):
+            raise InvalidCursor("the cursor holds a position of another kind; start again without one")
+        return position
 
 
 def _has_shape(position: Any, fields: Collection[str] | None) -> bool:

@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 from managers.bundle import Managers
 from managers.store.search import SearchFilter
 from resolvers.arguments import date_bounds
-from resolvers.paging import check_page_size, decode_cursor, encode_cursor, fingerprint
+from resolvers.paging import Cursors, check_page_size, fingerprint
 
 MAX_SEARCH_PAGE = 500
 MAX_FILES_PAGE = 1000
@@ -49,22 +49,22 @@ def search_filter(
 
 
 def search_metadata(
-    managers: Managers, criteria: SearchFilter, first: int = 50, after: str | None = None
+    managers: Managers, cursors: Cursors, criteria: SearchFilter, first: int = 50, after: str | None = None
 ) -> Page[dict[str, str | None]]:
     """Return one page of stored records matching ``criteria``, by StudyDate then path."""
     check_page_size(first, MAX_SEARCH_PAGE)
     query = fingerprint("searchMetadata", asdict(criteria))
-    after_position = decode_cursor(query, after, fields=("sort",))
+    after_position = cursors.decode(query, after, fields=("sort",))
     items, position = managers.dynamodb.search(criteria, first, after_position)
-    return Page(items=items, next_cursor=encode_cursor(query, position))
+    return Page(items=items, next_cursor=cursors.encode(query, position))
 
 
 def list_dicom_files(
-    managers: Managers, prefix: str = "dicom/", first: int = 100, after: str | None = None
+    managers: Managers, cursors: Cursors, prefix: str = "dicom/", first: int = 100, after: str | None = None
 ) -> Page[StoredObject]:
     """Return one page of the objects under ``prefix``, in key order."""
     check_page_size(first, MAX_FILES_PAGE)
     query = fingerprint("dicomFiles", {"prefix": prefix})
-    position = decode_cursor(query, after, fields=("token",))
+    position = cursors.decode(query, after, fields=("token",))
     objects, token = managers.s3.list_objects(prefix, first, position["token"] if position else None)
-    return Page(items=objects, next_cursor=encode_cursor(query, {"token": token} if token else None))
+    return Page(items=objects, next_cursor=cursors.encode(query, {"token": token} if token else None))

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from managers.bundle import Managers
 from managers.store.study_records import InstanceRecord, SeriesRecord, StudyCriteria, StudyRecord, TextMatch
 from resolvers.arguments import checked_modality, checked_uid, date_bounds
-from resolvers.paging import check_page_size, decode_cursor, encode_cursor, fingerprint
+from resolvers.paging import Cursors, check_page_size, fingerprint
 from resolvers.search import Page
 
 # Studies one page holds at most: each carries its counts and, when asked, its series.
@@ -50,7 +50,7 @@ def study_criteria(
 
 
 def search_studies(
-    managers: Managers, criteria: StudyCriteria, first: int = 50, after: str | None = None
+    managers: Managers, cursors: Cursors, criteria: StudyCriteria, first: int = 50, after: str | None = None
 ) -> Page[StudyRecord]:
     """Return one page of the studies matching ``criteria``, newest StudyDate first, then by UID.
 
@@ -63,9 +63,9 @@ def search_studies(
     """
     check_page_size(first, MAX_STUDIES_PAGE)
     query = fingerprint("studies", asdict(criteria))
-    position = decode_cursor(query, after, fields=("sort",))
+    position = cursors.decode(query, after, fields=("sort",))
     studies, next_position = managers.studies.search_studies(criteria, first, position)
-    return Page(items=studies, next_cursor=encode_cursor(query, next_position))
+    return Page(items=studies, next_cursor=cursors.encode(query, next_position))
 
 
 def get_study(managers: Managers, study_instance_uid: str) -> StudyRecord | None:
@@ -89,7 +89,7 @@ def series_of_studies(managers: Managers, study_uids: list[str]) -> dict[str, li
 
 
 def series_instances(
-    managers: Managers, series_instance_uid: str, first: int = 100, after: str | None = None
+    managers: Managers, cursors: Cursors, series_instance_uid: str, first: int = 100, after: str | None = None
 ) -> Page[InstanceRecord]:
     """Return one page of a series' instances, by InstanceNumber then path.
 
@@ -106,6 +106,6 @@ def series_instances(
     uid = checked_uid(series_instance_uid, "seriesInstanceUid")
     check_page_size(first, MAX_INSTANCES_PAGE)
     query = fingerprint("instances", {"seriesInstanceUid": uid})
-    position = decode_cursor(query, after, fields=("sort",))
+    position = cursors.decode(query, after, fields=("sort",))
     instances, next_position = managers.studies.instances(uid, first, position)
-    return Page(items=instances, next_cursor=encode_cursor(query, next_position))
+    return Page(items=instances, next_cursor=cursors.encode(query, next_position))

@@ -12,6 +12,7 @@ from resolvers.arguments import date_range, whole_number
 
 if TYPE_CHECKING:
     from managers.bundle import Managers
+    from resolvers.paging import Cursors
 
 bp = Blueprint("rest", __name__)
 
@@ -19,6 +20,11 @@ bp = Blueprint("rest", __name__)
 def managers() -> Managers:
     """Return the app's managers (built once, in create_app)."""
     return current_app.extensions["dicom_meta.managers"]
+
+
+def cursors() -> Cursors:
+    """Return the app's paging cursors (their key built once, in create_app)."""
+    return current_app.extensions["dicom_meta.cursors"]
 
 
 @bp.get("/health")
@@ -80,7 +86,7 @@ def search_metadata() -> Any:
         study_date_to=high,
     )
     page = resolvers.search_metadata(
-        managers(), criteria, _limit(request.args.get("limit")), request.args.get("cursor")
+        managers(), cursors(), criteria, _limit(request.args.get("limit")), request.args.get("cursor")
     )
     return jsonify({"items": page.items, "next_cursor": page.next_cursor})
 

@@ -42,14 +42,14 @@ class Query:
             study_date_from=filter.study_date_from,
             study_date_to=filter.study_date_to,
         )
-        page = resolvers.search_metadata(info.context.managers, criteria, first, after)
+        page = resolvers.search_metadata(info.context.managers, info.context.cursors, criteria, first, after)
         return MetadataPage(items=[DicomMetadata.from_record(r) for r in page.items], next_cursor=page.next_cursor)
 
     @strawberry.field(description="Objects under `prefix` in the bucket; `first` is 1 to 1000.")
     def dicom_files(
         self, info: Info[Context, None], prefix: str = "dicom/", first: int = 100, after: str | None = None
     ) -> DicomFilePage:
-        page = resolvers.list_dicom_files(info.context.managers, prefix, first, after)
+        page = resolvers.list_dicom_files(info.context.managers, info.context.cursors, prefix, first, after)
         return DicomFilePage(items=[DicomFile.from_object(o) for o in page.items], next_cursor=page.next_cursor)
 
     @strawberry.field(
@@ -73,7 +73,7 @@ class Query:
         self, info: Info[Context, None], filter: StudyFilter | None = None, first: int = 50, after: str | None = None
     ) -> StudyPage:
         criteria = (filter or StudyFilter()).criteria()
-        page = resolvers.search_studies(info.context.managers, criteria, first, after)
+        page = resolvers.search_studies(info.context.managers, info.context.cursors, criteria, first, after)
         return StudyPage(items=Study.page_of(page.items), next_cursor=page.next_cursor)
 
     @strawberry.field(description="The study of this StudyInstanceUID; null when none of its files is stored.")

@@ -113,7 +113,9 @@ class Series:
     )
     def instances(self, info: Info[Context, None], first: int = 100, after: str | None = None) -> InstancePage:
         info.context.budget.spend("instances", first)
-        page = resolvers.series_instances(info.context.managers, self.series_instance_uid, first, after)
+        page = resolvers.series_instances(
+            info.context.managers, info.context.cursors, self.series_instance_uid, first, after
+        )
         return InstancePage(items=[Instance.from_record(r) for r in page.items], next_cursor=page.next_cursor)
 
     @classmethod

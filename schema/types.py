@@ -16,6 +16,7 @@ from schema.loaders import Loaders, RequestBudget
 
 if TYPE_CHECKING:
     from managers.bundle import Managers
+    from resolvers.paging import Cursors
 
 # GraphQL's Int is 32-bit; DICOM objects (whole-slide images, tomosynthesis) pass 2 GiB.
 # Mapped to its GraphQL scalar in schema/__init__.py.
@@ -27,6 +28,7 @@ class Context:
     """What every resolver receives as ``info.context``: built once per request, its loaders with it."""
 
     managers: Managers
+    cursors: Cursors
     request_id: str
     loaders: Loaders = field(init=False)
     budget: RequestBudget = field(init=False, default_factory=RequestBudget)

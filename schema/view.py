@@ -21,6 +21,7 @@ from web.request_id import current_request_id
 
 if TYPE_CHECKING:
     from managers.bundle import Managers
+    from resolvers.paging import Cursors
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,10 @@ class DicomMetaGraphQLView(GraphQLView[Context, None]):
     """Strawberry's view with our context, scrubbed errors, the contract's HTTP errors and
     a GraphiQL page on local assets (Strawberry's CDN page when ``local_graphiql`` is False)."""
 
-    def __init__(self, managers: Managers, local_graphiql: bool = False, **kwargs: Any) -> None:
+    def __init__(self, managers: Managers, cursors: Cursors, local_graphiql: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.managers = managers
+        self.cursors = cursors
         self.local_graphiql = local_graphiql
 
     def render_graphql_ide(self, request: Request) -> Response:
@@ -40,7 +42,7 @@ class DicomMetaGraphQLView(GraphQLView[Context, None]):
         return super().render_graphql_ide(request)
 
     def get_context(self, request: Request, response: Response) -> Context:
-        return Context(managers=self.managers, request_id=current_request_id())
+        return Context(managers=self.managers, cursors=self.cursors, request_id=current_request_id())
 
     def dispatch_request(self) -> Any:
         try:

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import resolvers
 from app import create_app
 from errors import InvalidCursor
 from resolvers import paging
-from resolvers.paging import NONCE_BYTES, decode_cursor, encode_cursor, fingerprint
+from resolvers.paging import NONCE_BYTES, Cursors, fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
 # What conftest's autouse fixture puts in DICOM_META_CURSOR_SECRET for every test.
@@ -29,18 +28,14 @@ POSITION = {"partition": "P003", "path": "s3://data-apps-ex/dicom/anon-1.2.3.dcm
 FIELDS = ("partition", "path", "sort")
 
 
-@pytest.fixture(autouse=True)
-def _test_secret() -> Iterator[None]:
-    """Leave the process's cursor secret as the other tests expect it, whatever a test set."""
-    paging.use_secret(TEST_CURSOR_SECRET)
-    yield
-    paging.use_secret(TEST_CURSOR_SECRET)
+CURSORS = Cursors(TEST_CURSOR_SECRET)
+encode_cursor, decode_cursor = CURSORS.encode, CURSORS.decode
 
 
 def sealed(query: str, plaintext: bytes) -> str:
     """Return a cursor that authenticates but holds ``plaintext`` (what a bug could produce)."""
     nonce = os.urandom(NONCE_BYTES)
-    return paging._b64(nonce + paging._aead().encrypt(nonce, plaintext, query.encode()))
+    return paging._b64(nonce + CURSORS._aead.encrypt(nonce, plaintext, query.encode()))
 
 
 def test_a_cursor_round_trips() -> None:
@@ -65,9 +60,20 @@ def test_a_cursor_of_another_secret_or_query_is_refused() -> None:
     cursor = encode_cursor(QUERY, POSITION)
     with pytest.raises(InvalidCursor):
         decode_cursor(fingerprint("searchMetadata", {"patient_id": "P004"}), cursor, FIELDS)
-    paging.use_secret("another deployment's secret")
     with pytest.raises(InvalidCursor):
-        decode_cursor(QUERY, cursor, FIELDS)
+        Cursors("another deployment's secret").decode(QUERY, cursor, FIELDS)
+
+
+def test_two_apps_in_one_process_keep_their_own_keys(app: Flask) -> None:
+    managers = app.extensions["dicom_meta.managers"]
+    first = create_app({"MANAGERS": managers, "CURSOR_SECRET": "first"}).extensions["dicom_meta.cursors"]
+    second = create_app({"MANAGERS": managers, "CURSOR_SECRET": "second"}).extensions["dicom_meta.cursors"]
+    cursor = first.encode(QUERY, POSITION)
+    assert first.decode(QUERY, cursor, FIELDS) == POSITION
+    with pytest.raises(InvalidCursor):
+        second.decode(QUERY, cursor, FIELDS)
+    # Building the second app left the first one's key as it was.
+    assert first.decode(QUERY, first.encode(QUERY, POSITION), FIELDS) == POSITION
 
 
 @pytest.mark.parametrize(
@@ -140,10 +146,10 @@ def test_the_wsgi_entry_exits_with_one_clear_line_on_aws_without_a_secret() -> N
 
 def test_the_local_backend_picks_a_random_secret_for_its_children(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DICOM_META_CURSOR_SECRET")
-    create_app({"MANAGERS": app.extensions["dicom_meta.managers"]})
+    local = create_app({"MANAGERS": app.extensions["dicom_meta.managers"]})
     first = os.environ["DICOM_META_CURSOR_SECRET"]
     assert len(first) >= 40 and first != TEST_CURSOR_SECRET
-    cursor = encode_cursor(QUERY, POSITION)
+    cursor = local.extensions["dicom_meta.cursors"].encode(QUERY, POSITION)
     # What a gunicorn worker does with the inherited variable: it reads the same cursors.
     child = subprocess.run(
         [sys.executable, "-c", CHILD_DECODES, QUERY, str(cursor)],
@@ -162,6 +168,6 @@ def test_the_local_backend_picks_a_random_secret_for_its_children(app: Flask, mo
 CHILD_DECODES = """
 import json, os, sys
 from resolvers import paging
-paging.use_secret(os.environ["DICOM_META_CURSOR_SECRET"])
-print(json.dumps(paging.decode_cursor(sys.argv[1], sys.argv[2])))
+cursors = paging.Cursors(os.environ["DICOM_META_CURSOR_SECRET"])
+print(json.dumps(cursors.decode(sys.argv[1], sys.argv[2])))
 """

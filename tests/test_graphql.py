@@ -72,7 +72,9 @@ def test_stored_metadata_is_null_without_a_record(client: FlaskClient, put_dicom
 
 def test_execute_sync_with_a_context(app: Any, put_dicom: Callable[..., str]) -> None:
     s3_path = put_dicom(patient_id="SYNC")
-    context = Context(managers=app.extensions["dicom_meta.managers"], request_id="t")
+    context = Context(
+        managers=app.extensions["dicom_meta.managers"], cursors=app.extensions["dicom_meta.cursors"], request_id="t"
+    )
     result = schema.execute_sync(LIVE, variable_values={"p": s3_path}, context_value=context)
     assert not result.errors and result.data
     assert result.data["dicomMetadata"]["patientId"] == "SYNC"

@@ -21,11 +21,15 @@ from managers.bundle import Managers
 from managers.DynamoDBManager import DynamoDBManager
 from managers.store.table import LIST_SHARD, SHARDS, SORT_ATTRIBUTE, derived_attributes, shard_of
 from metadata import valid_date
+from resolvers.paging import Cursors
 from resolvers.search import search_filter
 from schema import schema
 from schema.types import Context
+from tests.conftest import TEST_CURSOR_SECRET
 
 BUCKET = "data-apps-ex"
+# The secret of the conftest app, so cursors made here are read by its routes too.
+CURSORS = Cursors(TEST_CURSOR_SECRET)
 MODALITIES = ("CT", "MR", "US", "CR", "PT")
 INSTITUTIONS = ("North Clinic", "South Hospital", "Ünïversity Center")
 
@@ -140,7 +144,7 @@ def all_pages(managers: Managers, page_size: int, **criteria: str | None) -> lis
     paths: list[str] = []
     cursor = None
     for _ in range(1000):
-        page = resolvers.search_metadata(managers, search_filter(**criteria), page_size, cursor)
+        page = resolvers.search_metadata(managers, CURSORS, search_filter(**criteria), page_size, cursor)
         assert len(page.items) <= page_size
         paths += [path_of(item) for item in page.items]
         cursor = page.next_cursor
@@ -225,7 +229,7 @@ def page_reads(managers: Managers, counter: CallCounter, page_size: int, **crite
     cursor = None
     while True:
         counter.clear()
-        page = resolvers.search_metadata(managers, search_filter(**criteria), page_size, cursor)
+        page = resolvers.search_metadata(managers, CURSORS, search_filter(**criteria), page_size, cursor)
         reads.append(sum(counter.scanned))
         cursor = page.next_cursor
         if cursor is None:
@@ -247,7 +251,7 @@ def test_a_first_page_reads_the_same_whatever_the_table_holds(managers: Managers
     # 300 records, many times the page: the first page still reads only its chunks.
     for criteria in ({}, {"modality": "CT"}, {"institution_name": "North Clinic"}):
         counter.clear()
-        resolvers.search_metadata(managers, search_filter(**criteria), 5)
+        resolvers.search_metadata(managers, CURSORS, search_filter(**criteria), 5)
         assert sum(counter.scanned) <= SHARDS * (math.ceil(5 / SHARDS) + 1) + 5
         assert counter.calls["Query"] <= 2 * SHARDS
 
@@ -259,7 +263,7 @@ def test_a_failing_shard_query_is_upstream_unavailable(managers: Managers, monke
 
     monkeypatch.setattr(managers.dynamodb.client, "query", throttled)
     with pytest.raises(UpstreamUnavailable):
-        resolvers.search_metadata(managers, search_filter(), 10)
+        resolvers.search_metadata(managers, CURSORS, search_filter(), 10)
 
 
 def test_derived_attributes() -> None:
@@ -313,11 +317,11 @@ def test_bad_dates(criteria: dict[str, str]) -> None:
 @pytest.mark.parametrize("first", [0, -1, 501])
 def test_page_size_bounds(managers: Managers, first: int) -> None:
     with pytest.raises(InvalidArgument):
-        resolvers.search_metadata(managers, search_filter(modality="CT"), first)
+        resolvers.search_metadata(managers, CURSORS, search_filter(modality="CT"), first)
 
 
 def test_bad_cursors(managers: Managers) -> None:
-    cursor = resolvers.search_metadata(managers, search_filter(modality="CT"), 5).next_cursor
+    cursor = resolvers.search_metadata(managers, CURSORS, search_filter(modality="CT"), 5).next_cursor
     assert cursor
     middle = len(cursor) // 2
     tampered = [
@@ -330,11 +334,11 @@ def test_bad_cursors(managers: Managers) -> None:
     ]
     for bad in tampered:
         with pytest.raises(InvalidCursor):
-            resolvers.search_metadata(managers, search_filter(modality="CT"), 5, bad)
+            resolvers.search_metadata(managers, CURSORS, search_filter(modality="CT"), 5, bad)
     with pytest.raises(InvalidCursor):  # a cursor of another query
-        resolvers.search_metadata(managers, search_filter(modality="MR"), 5, cursor)
+        resolvers.search_metadata(managers, CURSORS, search_filter(modality="MR"), 5, cursor)
     with pytest.raises(InvalidCursor):  # or of the file listing
-        resolvers.list_dicom_files(managers, "dicom/", 5, cursor)
+        resolvers.list_dicom_files(managers, CURSORS, "dicom/", 5, cursor)
 
 
 SEARCH = """query($f: MetadataFilter!, $first: Int, $after: String) {
@@ -342,7 +346,7 @@ SEARCH = """query($f: MetadataFilter!, $first: Int, $after: String) {
 
 
 def test_graphql_search_pages(managers: Managers) -> None:
-    context = Context(managers=managers, request_id="t")
+    context = Context(managers=managers, cursors=CURSORS, request_id="t")
     seen: list[str] = []
     after = None
     while True:
@@ -451,7 +455,7 @@ def test_rest_search_errors(rest: Any, params: dict[str, str], status: int, code
 
 
 def test_cursors_do_not_reveal_patient_ids_or_paths(managers: Managers) -> None:
-    cursor = resolvers.search_metadata(managers, search_filter(patient_id="P003"), 2).next_cursor
+    cursor = resolvers.search_metadata(managers, CURSORS, search_filter(patient_id="P003"), 2).next_cursor
     assert cursor
     for raw in every_base64_reading(cursor):
         assert b"P003" not in raw and b"s3://" not in raw and b"dicom/" not in raw
