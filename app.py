@@ -18,7 +18,8 @@ import web.cors
 import web.limits
 import web.logs
 import web.request_id
-from managers.aws.clients import SECRETS_FILE, load_secrets
+from managers.aws.backend import choose_backend, local_aws_port
+from managers.aws.clients import load_secrets
 from managers.bundle import Managers
 from resolvers import paging
 from schema import graphiql, schema
@@ -28,16 +29,6 @@ from seeds import seeded_s3_path
 log = logging.getLogger("dicom_meta")
 
 MAX_BODY_BYTES = 1024 * 1024
-
-
-def default_backend(secrets_file: Path = SECRETS_FILE) -> str:
-    """Return ``DICOM_META_BACKEND``, else ``aws`` when secrets.json exists, else ``local``."""
-    chosen = os.environ.get("DICOM_META_BACKEND", "").strip().lower()
-    if chosen in {"local", "aws"}:
-        return chosen
-    if chosen:
-        raise SystemExit(f"DICOM_META_BACKEND must be 'local' or 'aws', not {chosen!r}")
-    return "aws" if secrets_file.is_file() else "local"
 
 
 def cursor_secret(configured: str | None) -> str:
@@ -51,7 +42,7 @@ def cursor_secret(configured: str | None) -> str:
     secret = configured or os.environ.get(paging.SECRET_VARIABLE)
     if secret:
         return secret
-    if default_backend() == "aws":
+    if not choose_backend().is_local:
         raise SystemExit(f"{paging.SECRET_VARIABLE} must be set on the aws backend (a long random string)")
     os.environ[paging.SECRET_VARIABLE] = paging.new_secret()
     return os.environ[paging.SECRET_VARIABLE]
@@ -122,9 +113,9 @@ def main() -> None:
     """`make run`: start the embedded AWS unless the backend is ``aws``, then serve the API."""
     web.logs.configure_logging()
     port = int(os.environ.get("PORT", "5000"))
+    backend = choose_backend()
     config: dict[str, Any] = {}
-    if default_backend() == "local":
-        from local import local_aws_port
+    if backend.is_local:
         from local.netem import netem_from_env
         from local.server import LocalAWS
 

@@ -13,7 +13,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from app import cursor_secret, default_backend
+from app import cursor_secret
+from managers.aws.backend import choose_backend, local_aws_port
 
 if TYPE_CHECKING:
     from local.process import LocalAWSProcess
@@ -43,9 +44,8 @@ def on_starting(server: Any) -> None:
     # Refuses to start on the aws backend without a secret, before any worker boots; on the
     # local one, sets a random DICOM_META_CURSOR_SECRET that the workers inherit.
     cursor_secret(None)
-    if default_backend() != "local":
+    if not choose_backend().is_local:
         return
-    from local import local_aws_port
     from local.process import LocalAWSProcess
 
     server.log.info("starting the embedded AWS on 127.0.0.1:%d", local_aws_port())

@@ -11,17 +11,15 @@ from typing import Any
 
 from flask import Flask
 
-from app import create_app, default_backend
+from app import create_app
+from managers.aws.backend import choose_backend
 from web.logs import configure_logging
 
 
 def served_config() -> dict[str, Any]:
     """Return create_app's settings for the backend: the embedded AWS, or real AWS as is."""
-    if default_backend() == "local":
-        from local import LOCAL_CREDENTIALS, local_aws_port
-
-        return {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{local_aws_port()}", "AWS_CREDENTIALS": LOCAL_CREDENTIALS}
-    return {}
+    backend = choose_backend()
+    return {"AWS_ENDPOINT_URL": backend.endpoint_url, "AWS_CREDENTIALS": backend.credentials}
 
 
 def served_app() -> Flask:

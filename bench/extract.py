@@ -42,9 +42,9 @@ if str(ROOT) not in sys.path:
 from pydicom import dcmread  # noqa: E402  imported after the sys.path line above
 
 from config import S3_BUCKET_NAME  # noqa: E402  imported after the sys.path line above
-from local import LOCAL_CREDENTIALS  # noqa: E402  imported after the sys.path line above
 from local.process import LocalAWSProcess  # noqa: E402  imported after the sys.path line above
 from local.samples import SampleSpec, pixel_length, write_file  # noqa: E402  imported after the sys.path line above
+from managers.aws.backend import LOCAL_CREDENTIALS  # noqa: E402  imported after the sys.path line above
 from managers.aws.clients import client_config, make_client  # noqa: E402  imported after the sys.path line above
 from managers.bundle import Managers  # noqa: E402  imported after the sys.path line above
 from managers.dicom.header import fields_of  # noqa: E402  imported after the sys.path line above

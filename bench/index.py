@@ -117,7 +117,7 @@ def run_indexer(port: int, workers: int) -> dict[str, Any]:
 def client_path(endpoint: str, files: list[tuple[str, bytes]], s3: Any) -> float:
     """Seconds per file of the one-by-one path: GET /dicom-metadata, POST the upload, poll the record."""
     from app import create_app
-    from local import LOCAL_CREDENTIALS
+    from managers.aws.backend import LOCAL_CREDENTIALS
 
     put_all(s3, CLIENT_PREFIX, files)
     client = create_app({"AWS_ENDPOINT_URL": endpoint, "AWS_CREDENTIALS": LOCAL_CREDENTIALS}).test_client()

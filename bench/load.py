@@ -28,8 +28,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from config import S3_BUCKET_NAME  # noqa: E402  imported after the sys.path line above
-from local import PORT_VARIABLE, free_port, local_aws_port  # noqa: E402  imported after the sys.path line above
+from local import free_port  # noqa: E402  imported after the sys.path line above
 from local.samples import seed_files  # noqa: E402  imported after the sys.path line above
+from managers.aws.backend import PORT_VARIABLE, local_aws_port  # noqa: E402
 from web.auth import keys_from_environment  # noqa: E402  imported after the sys.path line above
 
 RESULTS = ROOT / "bench" / "results"

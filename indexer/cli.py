@@ -36,8 +36,8 @@ from tqdm import tqdm
 
 from config import S3_BUCKET_NAME
 from errors import UpstreamUnavailable
-from local import LOCAL_CREDENTIALS, local_aws_port
-from managers.aws.clients import client_config, load_secrets, make_client
+from managers.aws.backend import choose_backend
+from managers.aws.clients import client_config, credential_args, make_client
 from managers.DynamoDBManager import DynamoDBManager
 from managers.indexing import Indexer, PageResult
 
@@ -81,43 +81,30 @@ def parse_prefix(s3_prefix: str) -> str:
 
 
 def connect(workers: int) -> Indexer:
-    """Build the clients of the configured backend and check it answers.
+    """Build the clients of the configured backend (``choose_backend``) and check it answers.
 
     Local: the embedded AWS of a running ``make run`` on ``LOCAL_AWS_PORT``. AWS: the
     credentials of secrets.json or boto3's chain, honouring ``AWS_ENDPOINT_URL``.
     """
-    backend = _backend()
+    try:
+        backend = choose_backend()
+    except SystemExit as exc:
+        raise UsageError(str(exc)) from exc
     config = client_config(max_pool_connections=max(32, workers + 4))
     s3_config = client_config(max_pool_connections=max(32, workers + 4), s3={"addressing_style": "path"})
-    if backend == "local":
-        endpoint: str | None = f"http://127.0.0.1:{local_aws_port()}"
-        credentials: Any = LOCAL_CREDENTIALS
-        missing = f"no embedded AWS answers at {endpoint}: start `make run` (same LOCAL_AWS_PORT) first"
+    if backend.is_local:
+        missing = f"no embedded AWS answers at {backend.endpoint_url}: start `make run` (same LOCAL_AWS_PORT) first"
     else:
-        endpoint, credentials = None, load_secrets()
         missing = "AWS does not answer with these credentials (secrets.json, the default chain, AWS_ENDPOINT_URL)"
-    keys = (
-        (credentials.aws_access_key_id, credentials.aws_secret_access_key, credentials.aws_session_token)
-        if credentials
-        else (None, None, None)
-    )
+    keys = credential_args(backend.credentials)
+    endpoint = backend.endpoint_url
     s3 = make_client("s3", *keys, endpoint_url=endpoint, config=s3_config if endpoint else config)
-    dynamodb = DynamoDBManager(*keys, endpoint_url=endpoint, config=config)
-    indexer = Indexer(s3, dynamodb)
+    indexer = Indexer(s3, DynamoDBManager(*keys, endpoint_url=endpoint, config=config))
     try:
         indexer.ping()
     except Exception as exc:  # any failure here means no usable backend: one line, exit 2
         raise UsageError(f"{missing} ({type(exc).__name__})") from exc
     return indexer
-
-
-def _backend() -> str:
-    from app import default_backend  # the one rule for local vs aws, shared with `make run`
-
-    try:
-        return default_backend()
-    except SystemExit as exc:
-        raise UsageError(str(exc)) from exc
 
 
 def run(indexer: Indexer, prefix: str, workers: int, report: Path) -> tuple[dict[str, Any], int]:

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from config import S3_BUCKET_NAME
 from errors import NotFound, UpstreamUnavailable
-from managers.aws.clients import error_code, load_secrets
+from managers.aws.clients import credential_args, error_code, load_secrets
 from managers.aws.step_functions import STATE_MACHINE_NAME, StepFunctionsManager
 
 # The indexer function's role may read only dicom/ (deploy/indexer-policy.json), so only
@@ -88,12 +88,8 @@ def submit(prefix: str, endpoint_url: str | None) -> dict[str, Any]:
         AWS cannot be reached or refuses.
     """
     bucket, key_prefix = parse_prefix(prefix)
-    secrets = load_secrets()
-    credentials = (
-        (secrets.aws_access_key_id, secrets.aws_secret_access_key, secrets.aws_session_token) if secrets else ()
-    )
     try:
-        manager = StepFunctionsManager(*credentials, endpoint_url=endpoint_url)
+        manager = StepFunctionsManager(*credential_args(load_secrets()), endpoint_url=endpoint_url)
         arn = manager.state_machine_arn()
         started = manager.start_execution(arn, execution_name(), {"bucket": bucket, "prefix": key_prefix})
     except NotFound:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from local import local_aws_port
 from local.netem import netem_from_env
 from local.process import READY_MARKER
 from local.server import LocalAWS
+from managers.aws.backend import local_aws_port
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from local import LOCAL_CREDENTIALS, PORT_VARIABLE
+from managers.aws.backend import LOCAL_CREDENTIALS, PORT_VARIABLE
 from managers.aws.clients import Credentials
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,9 +14,10 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
-from local import DEFAULT_PORT, LOCAL_CREDENTIALS, moto_fixes
+from local import moto_fixes
 from local.events import INDEXER_FILE, MAX_RECEIVES, VISIBILITY_TIMEOUT, EventRunner, load_handler_module
 from local.samples import seed_files
+from managers.aws.backend import DEFAULT_PORT, LOCAL_CREDENTIALS
 from managers.aws.clients import Service, make_client
 from managers.DynamoDBManager import DynamoDBManager
 from managers.indexing import Indexer

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from botocore.exceptions import BotoCoreError, ClientError
 
 from errors import UpstreamUnavailable
-from managers.aws.clients import Credentials
+from managers.aws.clients import Credentials, credential_args
 from managers.DicomManager import DicomManager
 from managers.DynamoDBManager import DynamoDBManager
 from managers.S3Manager import S3Manager
@@ -45,11 +45,7 @@ class Managers:
     @classmethod
     def create(cls, credentials: Credentials | None = None, endpoint_url: str | None = None) -> Managers:
         """Build the managers: explicit credentials when given, else boto3's default chain."""
-        keys = (
-            (credentials.aws_access_key_id, credentials.aws_secret_access_key, credentials.aws_session_token)
-            if credentials
-            else (None, None, None)
-        )
+        keys = credential_args(credentials)
         s3 = S3Manager(*keys, endpoint_url=endpoint_url)
         return cls(s3=s3, dynamodb=DynamoDBManager(*keys, endpoint_url=endpoint_url), dicom=DicomManager(s3))
 

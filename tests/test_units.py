@@ -10,8 +10,8 @@ from botocore.stub import Stubber
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import app as app_module
 from errors import ForbiddenBucket, InvalidPayload, InvalidS3Path, MissingParameter, NotFound, UpstreamUnavailable
+from managers.aws.backend import LOCAL_CREDENTIALS, Backend, choose_backend
 from managers.aws.clients import Credentials, load_secrets
 from managers.DynamoDBManager import DynamoDBManager
 from managers.S3Manager import PRESIGNED_URL_EXPIRY, S3Manager
@@ -92,11 +92,13 @@ def test_secrets_file(tmp_path: Path) -> None:
 
 def test_backend_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DICOM_META_BACKEND", raising=False)
-    assert app_module.default_backend(tmp_path / "secrets.json") == "local"
-    (tmp_path / "secrets.json").write_text("{}")
-    assert app_module.default_backend(tmp_path / "secrets.json") == "aws"
+    monkeypatch.setenv("LOCAL_AWS_PORT", "4999")
+    local = choose_backend(tmp_path / "secrets.json")
+    assert local == Backend("local", "http://127.0.0.1:4999", LOCAL_CREDENTIALS) and local.is_local
+    (tmp_path / "secrets.json").write_text(json.dumps({"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK"}))
+    assert choose_backend(tmp_path / "secrets.json") == Backend("aws", None, Credentials("AK", "SK", None))
     monkeypatch.setenv("DICOM_META_BACKEND", "local")
-    assert app_module.default_backend(tmp_path / "secrets.json") == "local"
+    assert choose_backend(tmp_path / "secrets.json").is_local
 
 
 def test_dynamodb_manager_keeps_the_skeleton_constructor() -> None:

@@ -74,6 +74,13 @@ def load_secrets(path: Path = SECRETS_FILE) -> Credentials | None:
     )
 
 
+def credential_args(credentials: Credentials | None) -> tuple[str | None, str | None, str | None]:
+    """Return the skeleton constructors' credential triple; three ``None``: boto3's default chain."""
+    if credentials is None:
+        return None, None, None
+    return credentials.aws_access_key_id, credentials.aws_secret_access_key, credentials.aws_session_token
+
+
 def client_config(**overrides: Any) -> Config:
     """Return the botocore config every client uses: short timeouts, standard retries."""
     settings: dict[str, Any] = {
