@@ -23,9 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from config import S3_BUCKET_NAME
-from errors import DicomMetaError, NotDicom, NotFound, UpstreamUnavailable, scrubbed_traceback
+from errors import DicomMetaError, NotDicom, NotFound, UpstreamUnavailable
 from managers.aws.clients import make_client
-from managers.aws.s3_events import InvalidS3Event, S3EventRecord, event_records, is_test_event
+from managers.aws.s3_events import (
+    Failure,
+    InvalidS3Event,
+    S3EventRecord,
+    handle_records,
+    is_test_event,
+    level_handler_logger,
+)
 from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
 
@@ -43,12 +50,6 @@ _state: dict[str, Any] = {}
 
 class IndexingFailed(Exception):
     """Raised at the end of an invocation in which a record failed for a transient reason."""
-
-
-def _configure_logging() -> None:
-    # INFO for the per-record lines; the Lambda runtime's root handler writes them.
-    if log.level == logging.NOTSET:
-        log.setLevel(logging.INFO)
 
 
 def _indexer() -> Indexer:
@@ -82,39 +83,34 @@ def process_record(record: S3EventRecord) -> str:
         return "not_dicom"
 
 
+def judge(exc: Exception) -> Failure:
+    """Retry the event for what may pass (S3 or DynamoDB failing, a bug), not for bad input."""
+    if isinstance(exc, UpstreamUnavailable):
+        return Failure(exc.code, retry=True)
+    if isinstance(exc, DicomMetaError):
+        return Failure(exc.code, retry=False)
+    if isinstance(exc, InvalidS3Event):
+        return Failure("INVALID_EVENT", retry=False)  # S3 never sends it: it would fail the same way
+    return Failure("INTERNAL", retry=True)  # a bug: retried, then dead-lettered rather than dropped
+
+
 def handle_s3_event(event: dict[str, Any], context: Any) -> dict[str, int]:
     """Apply every record of an S3 event; raise at the end if one failed transiently."""
-    counts: dict[str, int] = {}
-    transient = 0
-    for index, raw in enumerate(event_records(event)):
-        line: dict[str, Any] = {"event": "index_record", "index": index}
-        try:
-            outcome = process_record(S3EventRecord.parse(raw))
-        except UpstreamUnavailable as exc:
-            outcome, transient = "failed", transient + 1
-            line["code"] = exc.code
-        except DicomMetaError as exc:
-            outcome = "failed"
-            line["code"] = exc.code
-        except InvalidS3Event:
-            # A record S3 would never send: not retried (it would fail the same way), logged.
-            outcome = "failed"
-            line["code"] = "INVALID_EVENT"
-        except Exception as exc:  # noqa: BLE001 - one record's bug must not hide the others
-            # A bug, not bad input: logged without its message (it may quote a key), then the
-            # event is retried and, failing again, dead-lettered rather than dropped.
-            outcome, transient = "failed", transient + 1
-            line["code"] = "INTERNAL"
-            log.error("unexpected failure on record %d\n%s", index, scrubbed_traceback(exc))
-        counts[outcome] = counts.get(outcome, 0) + 1
-        # Outcome and code only: keys and header values may hold patient data.
-        line.update(outcome=outcome, request_id=getattr(context, "aws_request_id", None))
-        if outcome == "not_dicom":
-            line["code"] = NotDicom.code
-        log.info(json.dumps(line))
-    if transient:
-        raise IndexingFailed(f"{transient} record(s) failed transiently or unexpectedly; the event is retried")
-    return counts
+    result = handle_records(
+        event,
+        context,
+        process_record,
+        judge,
+        log,
+        line_event="index_record",
+        detail_key="code",
+        codes={"not_dicom": NotDicom.code},
+    )
+    if result.retried:
+        raise IndexingFailed(
+            f"{len(result.retried)} record(s) failed transiently or unexpectedly; the event is retried"
+        )
+    return result.counts
 
 
 def handle_batch(event: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +139,7 @@ def handle_batch(event: dict[str, Any]) -> dict[str, Any]:
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Index the objects of an S3 event or of a Step Functions batch."""
-    _configure_logging()
+    level_handler_logger(log)
     if is_test_event(event):
         log.info(json.dumps({"event": "s3_test_event", "outcome": "skipped"}))
         return {}

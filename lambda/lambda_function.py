@@ -12,19 +12,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from config import S3_BUCKET_NAME
-from errors import DicomMetaError, InvalidPayload, UpstreamUnavailable, scrubbed_traceback
+from errors import DicomMetaError, InvalidPayload, UpstreamUnavailable
 from managers.aws.objects import ObjectReader
-from managers.aws.s3_events import InvalidS3Event, S3EventRecord, event_records, is_test_event
+from managers.aws.s3_events import (
+    Failure,
+    InvalidS3Event,
+    S3EventRecord,
+    handle_records,
+    is_test_event,
+    level_handler_logger,
+)
 from managers.DynamoDBManager import DynamoDBManager
 from metadata import FIELDS, s3_path_of, validate_payload
 
-# Our own logger, levelled in the handler (``_configure_logging``), never at import: the
+# Our own logger, levelled in the handler (``level_handler_logger``), never at import: the
 # embedded AWS imports this module into the API's process, whose logging is its own.
 log = logging.getLogger("dicom_meta.ingest")
 
 # Built on the first invocation and kept for the container's life, not at import time, so
 # tests can point the environment at a moto server first.
 _clients: dict[str, Any] = {}
+# What a record can come to; the answer counts each, zeros included.
+OUTCOMES = ("stored", "stale", "skipped", "failed")
 
 
 class IngestError(Exception):
@@ -33,12 +42,6 @@ class IngestError(Exception):
     Raising makes the platform retry the event (and, after the retries, hand it to the
     dead-letter destination) instead of dropping the failed records.
     """
-
-
-def _configure_logging() -> None:
-    # INFO for the per-record lines; the Lambda runtime's root handler writes them.
-    if log.level == logging.NOTSET:
-        log.setLevel(logging.INFO)
 
 
 def _objects() -> ObjectReader:
@@ -120,40 +123,21 @@ def failure_reason(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}"
 
 
-def _outcome(index: int, raw: Any) -> tuple[str, str | None]:
-    """Process one raw record; return its outcome and, when it failed, why."""
-    try:
-        return process_record(S3EventRecord.parse(raw)), None
-    except (InvalidS3Event, DicomMetaError) as exc:
-        return "failed", failure_reason(exc)
-    except Exception as exc:  # noqa: BLE001 - one record's bug must not hide the others; logged scrubbed
-        # A bug, not bad input: logged with its traceback; the record is retried like the others.
-        log.error("unexpected failure on record %d\n%s", index, scrubbed_traceback(exc))
-        return "failed", failure_reason(exc)
+def judge(exc: Exception) -> Failure:
+    """Every failed record makes the event retry: a document fixed in S3 is ingested then."""
+    return Failure(failure_reason(exc), retry=True)
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Store every metadata record of an S3 event; raise if any record failed."""
-    _configure_logging()
-    counts = {"stored": 0, "stale": 0, "skipped": 0, "failed": 0}
+    level_handler_logger(log)
     if is_test_event(event):
         log.info(json.dumps({"event": "s3_test_event", "outcome": "skipped"}))
-        return counts
-    failures: list[str] = []
-    for index, raw in enumerate(event_records(event)):
-        outcome, reason = _outcome(index, raw)
-        counts[outcome] += 1
-        # Outcome and reason only: the document holds patient data that must not reach logs.
-        line: dict[str, Any] = {
-            "event": "record",
-            "index": index,
-            "outcome": outcome,
-            "request_id": getattr(context, "aws_request_id", None),
-        }
-        if reason is not None:
-            line["reason"] = reason
-            failures.append(f"record {index}: {reason}")
-        log.info(json.dumps(line))
-    if failures:
-        raise IngestError(f"{len(failures)} of {sum(counts.values())} records failed: " + "; ".join(failures))
-    return counts
+        return dict.fromkeys(OUTCOMES, 0)
+    result = handle_records(
+        event, context, process_record, judge, log, line_event="record", detail_key="reason", outcomes=OUTCOMES
+    )
+    if result.retried:
+        total = sum(result.counts.values())
+        raise IngestError(f"{len(result.retried)} of {total} records failed: " + "; ".join(result.retried))
+    return result.counts
