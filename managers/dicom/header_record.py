@@ -15,32 +15,10 @@ from pydicom.multival import MultiValue
 
 from errors import NotDicom, NotFound
 from managers.aws.objects import read_range
+from managers.dicom.attributes import NUMBER_ATTRIBUTES, TEXT_ATTRIBUTES, UID_ATTRIBUTES
 from managers.dicom.header import fields_of, read_header
 from managers.dicom.ranged import FIRST_REQUEST, RangedReader
 from metadata import valid_uid
-
-# DICOM keywords the records keep besides the five fields (DESIGN.md, "Indexing the archive").
-TEXT_ATTRIBUTES: tuple[str, ...] = (
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "SOPInstanceUID",
-    "SOPClassUID",
-    "PatientName",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyTime",
-    "AccessionNumber",
-    "ReferringPhysicianName",
-    "StudyID",
-    "SeriesDescription",
-    "BodyPartExamined",
-    "SeriesDate",
-)
-# UIDs key indexes (DynamoDB refuses a key over 1,024 or 2,048 bytes): one that is not a valid
-# UID is not kept, and its file belongs to no study.
-UID_ATTRIBUTES = frozenset({"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"})
-# IS and US values, stored as DynamoDB numbers when they hold one valid integer.
-NUMBER_ATTRIBUTES: tuple[str, ...] = ("SeriesNumber", "InstanceNumber", "Rows", "Columns", "NumberOfFrames")
 
 # What converting a raw element of a malformed header can raise.
 _DECODE_ERRORS = (ValueError, KeyError, TypeError, OverflowError, UnicodeError)

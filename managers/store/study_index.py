@@ -8,11 +8,12 @@ reads: none reads the whole table, and a page reads about its own size.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
-from managers.dicom.header_record import NUMBER_ATTRIBUTES, TEXT_ATTRIBUTES
+from managers.dicom.attributes import NUMBER_ATTRIBUTES, TEXT_ATTRIBUTES, keyword_of
 from managers.store import records
 from managers.store.study_items import (
     MODALITY_COUNTER,
@@ -233,20 +234,23 @@ def _matches(item: dict[str, Any], criteria: StudyCriteria) -> bool:
     return not criteria.study_instance_uid or item["StudyInstanceUID"]["S"] == criteria.study_instance_uid
 
 
+def _attributes(record_type: type, item: dict[str, Any]) -> dict[str, Any]:
+    """Return the text and number fields of a record type, read from an item by their keywords.
+
+    The counts and lists a record derives from counters are the caller's to add.
+    """
+    found: dict[str, Any] = {}
+    for item_field in dataclasses.fields(record_type):
+        if item_field.type in ("str", "str | None"):
+            found[item_field.name] = _text(item, keyword_of(item_field.name))
+        elif item_field.type == "int | None":
+            found[item_field.name] = _integer(item, keyword_of(item_field.name))
+    return found
+
+
 def _study(item: dict[str, Any]) -> StudyRecord:
     return StudyRecord(
-        study_instance_uid=item["StudyInstanceUID"]["S"],
-        patient_id=_text(item, "PatientID"),
-        patient_name=_text(item, "PatientName"),
-        patient_birth_date=_text(item, "PatientBirthDate"),
-        patient_sex=_text(item, "PatientSex"),
-        study_date=_text(item, "StudyDate"),
-        study_time=_text(item, "StudyTime"),
-        accession_number=_text(item, "AccessionNumber"),
-        study_description=_text(item, "StudyDescription"),
-        referring_physician_name=_text(item, "ReferringPhysicianName"),
-        institution_name=_text(item, "InstitutionName"),
-        study_id=_text(item, "StudyID"),
+        **_attributes(StudyRecord, item),
         modalities_in_study=sorted(counters(item, MODALITY_COUNTER)),
         number_of_series=len(counters(item, SERIES_COUNTER)),
         number_of_instances=_count(item, STUDY_INSTANCES),
@@ -254,16 +258,7 @@ def _study(item: dict[str, Any]) -> StudyRecord:
 
 
 def _series(item: dict[str, Any]) -> SeriesRecord:
-    return SeriesRecord(
-        study_instance_uid=item["StudyInstanceUID"]["S"],
-        series_instance_uid=item["SeriesInstanceUID"]["S"],
-        modality=_text(item, "Modality"),
-        series_number=_integer(item, "SeriesNumber"),
-        series_description=_text(item, "SeriesDescription"),
-        body_part_examined=_text(item, "BodyPartExamined"),
-        series_date=_text(item, "SeriesDate"),
-        number_of_instances=_count(item, SERIES_INSTANCES),
-    )
+    return SeriesRecord(**_attributes(SeriesRecord, item), number_of_instances=_count(item, SERIES_INSTANCES))
 
 
 def _instance(item: dict[str, Any]) -> InstanceRecord:

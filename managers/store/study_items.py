@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from managers.dicom.attributes import SERIES_TEXTS, STUDY_FIELDS, STUDY_TEXTS
 from managers.store import records
 from managers.store.table import (
     INSTANCE_SERIES,
@@ -54,19 +55,6 @@ TOKEN_PREFIX = 8
 # Words of a name and of a description that get search keys (the rest are still checked).
 NAME_WORDS = 5
 DESCRIPTION_WORDS = 8
-
-# The study's values, by DICOM keyword; the first four come from the header's five fields.
-STUDY_FIELDS = ("PatientID", "StudyDate", "InstitutionName", "StudyDescription")
-STUDY_TEXTS = (
-    "PatientName",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyTime",
-    "AccessionNumber",
-    "ReferringPhysicianName",
-    "StudyID",
-)
-SERIES_TEXTS = ("SeriesDescription", "BodyPartExamined", "SeriesDate")
 
 WordKind = Literal["pn", "id", "text"]
 

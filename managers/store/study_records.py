@@ -12,10 +12,12 @@ Text criteria (``TextMatch``) are case-insensitive:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from errors import InvalidArgument
+from managers.dicom.attributes import keyword_of
 from managers.store.study_items import words
 
 # The longest text a criterion may hold (a DICOM LO is 64 characters, a PN component 64).
@@ -78,6 +80,22 @@ class StudyCriteria:
     study_instance_uid: str | None = None
 
 
+# A record field's DICOM keyword when its name does not spell it (``keyword_of``); ``None``:
+# the field is no attribute (where the file is, what the record holds besides).
+KEYWORD = "keyword"
+
+
+def keywords_of(record: Any) -> dict[str, Any]:
+    """Return a record's attribute fields by DICOM keyword, leaving out absent and empty values."""
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(record):
+        keyword = item.metadata.get(KEYWORD, keyword_of(item.name))
+        value = getattr(record, item.name)
+        if keyword is not None and value is not None and value != []:
+            values[keyword] = value
+    return values
+
+
 @dataclass(frozen=True)
 class StudyRecord:
     """One study as its instances describe it; counts are exact."""
@@ -95,29 +113,12 @@ class StudyRecord:
     institution_name: str | None = None
     study_id: str | None = None
     modalities_in_study: list[str] = field(default_factory=list)
-    number_of_series: int = 0
-    number_of_instances: int = 0
+    number_of_series: int = field(default=0, metadata={KEYWORD: "NumberOfStudyRelatedSeries"})
+    number_of_instances: int = field(default=0, metadata={KEYWORD: "NumberOfStudyRelatedInstances"})
 
     def keywords(self) -> dict[str, Any]:
         """Return the study's values by DICOM keyword (absent values left out)."""
-        values: dict[str, Any] = {
-            "StudyInstanceUID": self.study_instance_uid,
-            "PatientID": self.patient_id,
-            "PatientName": self.patient_name,
-            "PatientBirthDate": self.patient_birth_date,
-            "PatientSex": self.patient_sex,
-            "StudyDate": self.study_date,
-            "StudyTime": self.study_time,
-            "AccessionNumber": self.accession_number,
-            "StudyDescription": self.study_description,
-            "ReferringPhysicianName": self.referring_physician_name,
-            "InstitutionName": self.institution_name,
-            "StudyID": self.study_id,
-            "ModalitiesInStudy": self.modalities_in_study or None,
-            "NumberOfStudyRelatedSeries": self.number_of_series,
-            "NumberOfStudyRelatedInstances": self.number_of_instances,
-        }
-        return {keyword: value for keyword, value in values.items() if value is not None}
+        return keywords_of(self)
 
 
 @dataclass(frozen=True)
@@ -131,21 +132,11 @@ class SeriesRecord:
     series_description: str | None = None
     body_part_examined: str | None = None
     series_date: str | None = None
-    number_of_instances: int = 0
+    number_of_instances: int = field(default=0, metadata={KEYWORD: "NumberOfSeriesRelatedInstances"})
 
     def keywords(self) -> dict[str, Any]:
         """Return the series' values by DICOM keyword (absent values left out)."""
-        values: dict[str, Any] = {
-            "StudyInstanceUID": self.study_instance_uid,
-            "SeriesInstanceUID": self.series_instance_uid,
-            "Modality": self.modality,
-            "SeriesNumber": self.series_number,
-            "SeriesDescription": self.series_description,
-            "BodyPartExamined": self.body_part_examined,
-            "SeriesDate": self.series_date,
-            "NumberOfSeriesRelatedInstances": self.number_of_instances,
-        }
-        return {keyword: value for keyword, value in values.items() if value is not None}
+        return keywords_of(self)
 
 
 @dataclass(frozen=True)
@@ -156,7 +147,7 @@ class InstanceRecord:
     ``int``), for ``includefield``; ``fields``: the five fields the record answers.
     """
 
-    s3_path: str
+    s3_path: str = field(metadata={KEYWORD: None})
     study_instance_uid: str
     series_instance_uid: str
     sop_instance_uid: str
@@ -165,23 +156,12 @@ class InstanceRecord:
     rows: int | None = None
     columns: int | None = None
     number_of_frames: int | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    fields: dict[str, str | None] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict, metadata={KEYWORD: None})
+    fields: dict[str, str | None] = field(default_factory=dict, metadata={KEYWORD: None})
 
     def keywords(self) -> dict[str, Any]:
         """Return the instance's values by DICOM keyword (absent values left out)."""
-        values: dict[str, Any] = {
-            **self.attributes,
-            "StudyInstanceUID": self.study_instance_uid,
-            "SeriesInstanceUID": self.series_instance_uid,
-            "SOPInstanceUID": self.sop_instance_uid,
-            "SOPClassUID": self.sop_class_uid,
-            "InstanceNumber": self.instance_number,
-            "Rows": self.rows,
-            "Columns": self.columns,
-            "NumberOfFrames": self.number_of_frames,
-        }
-        return {keyword: value for keyword, value in values.items() if value is not None}
+        return {**self.attributes, **keywords_of(self)}
 
 
 # A page position, as cursors carry it (opaque to callers).

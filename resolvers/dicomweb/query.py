@@ -11,6 +11,14 @@ from typing import Any, Literal
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 from errors import InvalidArgument
+from managers.dicom.attributes import (
+    INSTANCE_ANSWER,
+    INSTANCE_KEYS,
+    SERIES_ANSWER,
+    SERIES_KEYS,
+    STUDY_ANSWER,
+    STUDY_KEYS,
+)
 from managers.store.study_records import StudyCriteria
 from resolvers.arguments import checked_modality, checked_uid, date_range, whole_number
 from resolvers.studies import study_criteria
@@ -25,18 +33,6 @@ MAX_LIMIT = 1000
 MAX_OFFSET = 10_000
 MAX_LIST_VALUES = 100
 
-# The query keys of each level; a search takes its own level's and those above (PS3.18 10.6.1.2.1).
-STUDY_KEYS = (
-    "StudyInstanceUID",
-    "PatientID",
-    "PatientName",
-    "StudyDate",
-    "AccessionNumber",
-    "StudyDescription",
-    "ModalitiesInStudy",
-)
-SERIES_KEYS = ("SeriesInstanceUID", "Modality", "SeriesDate")
-INSTANCE_KEYS = ("SOPInstanceUID",)
 _LEVEL_KEYS: dict[Level, frozenset[str]] = {
     "study": frozenset(STUDY_KEYS),
     "series": frozenset(STUDY_KEYS + SERIES_KEYS),
@@ -46,46 +42,11 @@ _LEVEL_KEYS: dict[Level, frozenset[str]] = {
 LIST_KEYS = frozenset({"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "ModalitiesInStudy", "Modality"})
 CONTROL_KEYS = frozenset({"limit", "offset", "includefield", "fuzzymatching"})
 
-# The attributes each level answers whatever includefield says (DESIGN.md).
-STUDY_ATTRIBUTES = (
-    "StudyInstanceUID",
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "ModalitiesInStudy",
-    "ReferringPhysicianName",
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyID",
-    "StudyDescription",
-    "NumberOfStudyRelatedSeries",
-    "NumberOfStudyRelatedInstances",
-)
-SERIES_ATTRIBUTES = (
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "Modality",
-    "SeriesNumber",
-    "SeriesDescription",
-    "BodyPartExamined",
-    "NumberOfSeriesRelatedInstances",
-)
-INSTANCE_ATTRIBUTES = (
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "SOPInstanceUID",
-    "SOPClassUID",
-    "InstanceNumber",
-    "Rows",
-    "Columns",
-    "NumberOfFrames",
-)
+# The attributes each level answers whatever includefield says.
 LEVEL_ATTRIBUTES: dict[Level, tuple[str, ...]] = {
-    "study": STUDY_ATTRIBUTES,
-    "series": SERIES_ATTRIBUTES,
-    "instance": INSTANCE_ATTRIBUTES,
+    "study": STUDY_ANSWER,
+    "series": SERIES_ANSWER,
+    "instance": INSTANCE_ANSWER,
 }
 
 # Warning texts (PS3.18 8.3.4.2 for fuzzy matching); the HTTP layer prefixes "299 <service>: ".

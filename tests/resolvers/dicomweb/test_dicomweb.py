@@ -20,6 +20,7 @@ from config import S3_BUCKET_NAME
 from errors import InvalidArgument, NotDicom, UpstreamUnavailable
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS
+from managers.dicom.attributes import STUDY_ANSWER
 from managers.store.study_records import StudyCriteria, TextMatch
 from resolvers.dicomweb import query as dicomweb
 from resolvers.dicomweb import retrieve as dicomweb_retrieve
@@ -162,7 +163,7 @@ def test_render_writes_the_dicom_json_model() -> None:
         "SliceThickness": "2.5",
         "StudyDescription": "A\\B",
     }
-    model = render(values, ["ImageType", "SliceThickness", "StudyTime"], dicomweb.STUDY_ATTRIBUTES)
+    model = render(values, ["ImageType", "SliceThickness", "StudyTime"], STUDY_ANSWER)
     assert model[STUDY_UID] == {"vr": "UI", "Value": ["1.2.3"]}
     assert model[PATIENT_NAME] == {"vr": "PN", "Value": [{"Alphabetic": "Doe^Jane"}]}
     assert model[MODALITIES] == {"vr": "CS", "Value": ["CT", "MR"]}
@@ -298,7 +299,7 @@ def test_study_search_answers_values_counts_and_order(client: FlaskClient, archi
     assert (values(newest, STUDY_SERIES), values(newest, STUDY_INSTANCES)) == ([2], [5])
     # Every attribute of the level is there, empty ones with their VR alone.
     assert newest["00100040"] == {"vr": "CS"} and newest["00080090"] == {"vr": "PN"}
-    assert len(newest) == len(dicomweb.STUDY_ATTRIBUTES)
+    assert len(newest) == len(STUDY_ANSWER)
 
 
 def test_study_search_matching_the_way_ohif_asks(client: FlaskClient, archive: Archive) -> None:
