@@ -18,7 +18,6 @@ from flask import Blueprint, Response, request
 
 from resolvers.dicomweb import query as qido
 from resolvers.dicomweb import retrieve, search
-from resolvers.record_json import render
 from rest import managers
 from web.request_id import current_request_id
 
@@ -85,10 +84,8 @@ def instance_metadata(study: str, series: str, instance: str) -> Response:
 def _search(level: qido.Level, study: str | None = None, series: str | None = None) -> Response:
     """Run a QIDO-RS search of ``level`` with the request's query string."""
     query = qido.parse_query(level, request.args.items(multi=True), study, series)
-    answer = search.search(managers(), query)
-    required = qido.LEVEL_ATTRIBUTES[level]
-    body = [render(values, query.attributes(values), required) for values in answer.results]
-    return _dicom_json(json.dumps(body, separators=(",", ":")), answer.warnings)
+    models, warnings = search.search_models(managers(), query)
+    return _dicom_json(json.dumps(models, separators=(",", ":")), warnings)
 
 
 def _metadata(study: str, series: str | None = None, instance: str | None = None) -> Response:

@@ -1,4 +1,9 @@
-"""The DICOM JSON model (PS3.18 Annex F) of a parsed header, written as dcmtk's dcm2json writes it."""
+"""The DICOM JSON model (PS3.18 Annex F): the one writer, for whole headers and for records.
+
+``json_model`` writes a parsed header as dcmtk's dcm2json writes it (WADO-RS metadata,
+``dicomJson``); ``attributes_json`` writes values a record holds by keyword (QIDO-RS
+answers). Both turn a value into JSON through the same converters, one per VR (F.2.3).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 import math
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydicom.datadict import DicomDictionary, dictionary_VR, tag_for_keyword
@@ -213,3 +218,56 @@ def _is_bulk(element: Any) -> bool:
     if length is None:
         length = len(element.value) if isinstance(element.value, (bytes, bytearray)) else 0
     return (vr in _BULK_VRS and length > BULK_DATA_THRESHOLD) or (vr != "SQ" and length > MAX_JSON_VALUE_BYTES)
+
+
+# Text VRs whose values may hold a backslash as text (PS3.5 6.2: VM is always 1).
+_SINGLE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UR"})
+# What a record never holds and the model writes differently (bulk data, sequences, tags).
+_UNWRITTEN_VRS = frozenset({"SQ", "AT", *_BULK_VRS})
+
+
+def attributes_json(values: Mapping[str, Any], keywords: Iterable[str], required: Iterable[str] = ()) -> dict[str, Any]:
+    """Return the attributes ``keywords`` of ``values`` as a DICOM JSON object, sorted by tag.
+
+    ``values`` are a record's, by keyword (``StudyRecord.keywords()`` and its kin), with the
+    VR of pydicom's data dictionary (the first of an ambiguous one). A text holding ``\\``
+    is several values unless its VR has VM 1. A value that cannot be written (a malformed IS)
+    is written empty. Attributes without a value are left out unless ``required``: those are
+    written with their VR alone, as QIDO-RS answers the attributes of its level.
+    """
+    always = set(required)
+    model: dict[str, Any] = {}
+    for keyword in set(keywords) | always:
+        tag = tag_for_keyword(keyword)
+        if tag is None:
+            continue
+        vr = str(dictionary_VR(tag)).split(" or ")[0]
+        if vr in _UNWRITTEN_VRS or (vr not in _VALUE_OF and vr != "PN"):
+            continue
+        converted = [_lenient_value(vr, value) for value in _record_values(vr, values.get(keyword))]
+        if any(value is not None for value in converted):
+            model[f"{tag:08X}"] = {"vr": vr, "Value": converted}
+        elif keyword in always:
+            model[f"{tag:08X}"] = {"vr": vr}
+    return dict(sorted(model.items()))
+
+
+def _record_values(vr: str, value: Any) -> list[Any]:
+    """Return a record's value as the list of its values (a text split at ``\\`` unless VM is 1)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str) and vr not in _SINGLE_TEXT_VRS:
+        return value.split("\\")
+    return [value]
+
+
+def _lenient_value(vr: str, value: Any) -> Any:
+    """Return one value as F.2.3 writes it, ``None`` for an empty or malformed one."""
+    if _is_empty(value):
+        return None
+    try:
+        return person_name(str(value)) if vr == "PN" else _VALUE_OF[vr](value)
+    except _CONVERSION_ERRORS:
+        return None

@@ -12,10 +12,11 @@ from typing import Any
 
 from errors import InvalidArgument
 from managers.bundle import Managers
+from managers.dicom.json_model import attributes_json
 from managers.store.study_index import StudyIndex
 from managers.store.study_items import study_sort_key
 from managers.store.study_records import InstanceRecord, Position, SeriesRecord, StudyCriteria, StudyRecord
-from resolvers.dicomweb.query import Level, QidoQuery, SearchAnswer
+from resolvers.dicomweb.query import LEVEL_ATTRIBUTES, Level, QidoQuery, SearchAnswer
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,13 @@ class Budget:
             return False
         self.left -= count
         return True
+
+
+def search_models(managers: Managers, query: QidoQuery) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """Return one page of a QIDO-RS search in the DICOM JSON model, and the warnings to send."""
+    answer = search(managers, query)
+    required = LEVEL_ATTRIBUTES[query.level]
+    return [attributes_json(values, query.attributes(values), required) for values in answer.results], answer.warnings
 
 
 def search(managers: Managers, query: QidoQuery) -> SearchAnswer:

@@ -21,11 +21,11 @@ from errors import InvalidArgument, NotDicom, UpstreamUnavailable
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS
 from managers.dicom.attributes import STUDY_ANSWER
+from managers.dicom.json_model import attributes_json as render
 from managers.store.study_records import StudyCriteria, TextMatch
 from resolvers.dicomweb import query as dicomweb
 from resolvers.dicomweb import retrieve as dicomweb_retrieve
 from resolvers.dicomweb import search as dicomweb_search
-from resolvers.record_json import render
 
 DICOM_JSON = "application/dicom+json"
 
