@@ -11,9 +11,9 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -42,9 +42,6 @@ from managers.store.table import (
     index_keys,
 )
 from metadata import FIELDS
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 SOURCE_ATTRIBUTE = "JsonS3Path"
 SEQUENCER_ATTRIBUTE = "Sequencer"
@@ -424,7 +421,7 @@ class DynamoDBManager:
             request["ExpressionAttributeNames"]["#s"] = keys[1]
             request["ExpressionAttributeValues"][":after"] = {"S": after}
         items: list[dict[str, Any]] = []
-        # On the caller's thread: map_parallel runs callers of this on the pool, and a pool
+        # On the caller's thread: it may itself run on a pool (the study index's), and a
         # task waiting for another task of the same pool deadlocks once every worker waits.
         first: Future[dict[str, Any]] = Future()
         first.set_result(self._query(request))
@@ -433,13 +430,6 @@ class DynamoDBManager:
             if len(items) == limit:
                 break
         return items
-
-    def map_parallel(self, function: Callable[[T], R], values: list[T]) -> list[R]:
-        """Return ``function`` of each value, the calls run side by side on the manager's pool.
-
-        ``function`` must not wait for another task of the pool (``query_partition`` does not).
-        """
-        return list(self._pool.map(function, values))
 
     def _query(self, request: dict[str, Any]) -> dict[str, Any]:
         with upstream("DynamoDB"):

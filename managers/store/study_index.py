@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 from managers.dicom.attributes import NUMBER_ATTRIBUTES, TEXT_ATTRIBUTES, keyword_of
@@ -46,6 +47,8 @@ from metadata import FIELDS, valid_date
 if TYPE_CHECKING:
     from managers.DynamoDBManager import DynamoDBManager
 
+# Studies whose series are read at once (one Query each): a page of studies, side by side.
+SERIES_WORKERS = 16
 # Series one study lists at most (a study of more is not a real study; the rest are left out).
 MAX_SERIES_PER_STUDY = 1000
 
@@ -61,6 +64,9 @@ class StudyIndex:
 
     def __init__(self, dynamodb: DynamoDBManager) -> None:
         self.dynamodb = dynamodb
+        # Its own threads, not the manager's shard pool: a series_of task runs Queries whose
+        # shards the manager's pool serves, and one pool waiting on itself has deadlocked.
+        self._pool = ThreadPoolExecutor(max_workers=SERIES_WORKERS, thread_name_prefix="dicom-meta-series")
 
     def search_studies(
         self, criteria: StudyCriteria, limit: int, after: Position | None = None
@@ -112,7 +118,7 @@ class StudyIndex:
         At most ``MAX_SERIES_PER_STUDY`` per study; the studies' Queries run in parallel.
         """
         unique = list(dict.fromkeys(study_uids))
-        lists = self.dynamodb.map_parallel(self._series_of_one, unique)
+        lists = list(self._pool.map(self._series_of_one, unique))
         return dict(zip(unique, lists, strict=True))
 
     def _series_of_one(self, study_uid: str) -> list[SeriesRecord]:
