@@ -5,7 +5,7 @@
 The listing is read a page (1,000 keys) at a time; each page's records are read in one
 BatchGetItem per 100 keys, objects whose record holds their ETag are skipped unread, the
 others are read header-only by a bounded pool of threads and written 25 per BatchWriteItem.
-A progress bar goes to stderr; one JSON summary line to stdout (DESIGN.md):
+A progress bar goes to stderr; one JSON summary line to stdout (docs/indexing.md):
 ``{"listed", "indexed", "unchanged", "failed", "seconds", "report"}``.
 
 Exit codes: 0 nothing failed; 1 some files failed (all others indexed; the report lists each
