@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -11,8 +14,12 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from config import S3_BUCKET_NAME
+from local.events import load_handler_module
 from local.samples import SampleSpec, build_file
-from local.server import LocalAWS
+from local.server import LocalAWS, create_table
+from managers.aws.clients import credential_args
+from managers.DynamoDBManager import DynamoDBManager
+from managers.indexing import Indexer
 
 TEST_CURSOR_SECRET = "tests-cursor-secret"
 
@@ -90,3 +97,42 @@ def put_dicom(put_object: Callable[[str, bytes], str]) -> Callable[..., str]:
         return put_object(key or f"dicom/{spec.file_name}", build_file(spec))
 
     return put
+
+
+@contextmanager
+def own_table(local_aws: LocalAWS, table_name: str) -> Iterator[DynamoDBManager]:
+    """Yield a DynamoDBManager on a metadata table of its own, deleted afterwards.
+
+    The embedded AWS's event runners write the shared table on every upload; a module whose
+    assertions must see only what its own writers did gives them a table of its own.
+    """
+    keys = credential_args(local_aws.credentials)
+    manager = DynamoDBManager(*keys, endpoint_url=local_aws.endpoint_url, table_name=table_name)
+    create_table(manager.client, table_name)
+    try:
+        yield manager
+    finally:
+        manager.client.delete_table(TableName=table_name)
+
+
+@pytest.fixture(scope="module")
+def dynamodb(request: pytest.FixtureRequest, local_aws: LocalAWS) -> Iterator[DynamoDBManager]:
+    """A DynamoDBManager on a table of the requesting test module's own (see ``own_table``)."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    with own_table(local_aws, f"{module}-{uuid.uuid4().hex[:8]}") as manager:
+        yield manager
+
+
+@pytest.fixture(scope="module")
+def indexer(local_aws: LocalAWS, dynamodb: DynamoDBManager) -> Indexer:
+    """An Indexer reading the embedded AWS's bucket and writing the module's own table."""
+    return Indexer(local_aws.client("s3"), dynamodb)
+
+
+@contextmanager
+def ingest_handler(local_aws: LocalAWS, table_name: str) -> Iterator[ModuleType]:
+    """Yield a fresh copy of the ingest handler module, writing to a table of its own."""
+    with own_table(local_aws, table_name) as dynamodb:
+        module = load_handler_module()
+        module.use_clients(local_aws.client("s3"), dynamodb)
+        yield module

@@ -27,12 +27,12 @@ from werkzeug.serving import make_server
 
 import resolvers
 from errors import DicomMetaError
-from local.events import LambdaContext, load_handler_module
-from local.server import LocalAWS, create_table
+from local.events import LambdaContext
+from local.server import LocalAWS
 from managers.bundle import Managers
 from managers.dicom.header import fields_of, read_header
 from managers.dicom.json_model import json_model
-from managers.DynamoDBManager import DynamoDBManager
+from tests.conftest import ingest_handler
 from tests.hostile import CASES, MARKER, Hostile
 from tests.test_lambda import s3_record
 from web.logs import QuietRequestHandler
@@ -188,15 +188,8 @@ TABLE = f"hostile-test-{uuid.uuid4().hex[:8]}"
 
 @pytest.fixture(scope="module")
 def handler(local_aws: LocalAWS) -> Iterator[ModuleType]:
-    module = load_handler_module()
-    keys = (local_aws.credentials.aws_access_key_id, local_aws.credentials.aws_secret_access_key)
-    dynamodb = DynamoDBManager(*keys, endpoint_url=local_aws.endpoint_url, table_name=TABLE)
-    create_table(dynamodb.client, TABLE)
-    module.use_clients(local_aws.client("s3"), dynamodb)
-    try:
+    with ingest_handler(local_aws, TABLE) as module:
         yield module
-    finally:
-        dynamodb.client.delete_table(TableName=TABLE)
 
 
 HOSTILE_DOCUMENTS: dict[str, bytes] = {

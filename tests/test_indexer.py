@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
@@ -24,7 +24,7 @@ from errors import NotFound
 from local.events import INDEXER_FILE, LambdaContext, load_handler_module
 from local.process import ROOT
 from local.samples import SampleSpec, build_file
-from local.server import LocalAWS, create_table
+from local.server import LocalAWS
 from managers.dicom.header_record import VersionedFetch
 from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
@@ -32,23 +32,6 @@ from managers.store.search import SearchFilter
 from tests.test_lambda import s3_record
 
 BUCKET = "data-apps-ex"
-TABLE = f"indexer-test-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def dynamodb(local_aws: LocalAWS) -> Iterator[DynamoDBManager]:
-    keys = (local_aws.credentials.aws_access_key_id, local_aws.credentials.aws_secret_access_key)
-    manager = DynamoDBManager(*keys, endpoint_url=local_aws.endpoint_url, table_name=TABLE)
-    create_table(manager.client, TABLE)
-    try:
-        yield manager
-    finally:
-        manager.client.delete_table(TableName=TABLE)
-
-
-@pytest.fixture(scope="module")
-def indexer(local_aws: LocalAWS, dynamodb: DynamoDBManager) -> Indexer:
-    return Indexer(local_aws.client("s3"), dynamodb)
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from local.events import HANDLER_FILE, LambdaContext, load_handler_module
-from local.server import LocalAWS, create_table
-from managers.DynamoDBManager import DynamoDBManager
+from local.events import HANDLER_FILE, LambdaContext
+from local.server import LocalAWS
+from tests.conftest import ingest_handler
 
 BUCKET = "data-apps-ex"
 
@@ -62,15 +62,8 @@ TABLE = f"lambda-test-{uuid.uuid4().hex[:8]}"
 
 @pytest.fixture(scope="module")
 def handler(local_aws: LocalAWS) -> Iterator[ModuleType]:
-    module = load_handler_module()
-    keys = (local_aws.credentials.aws_access_key_id, local_aws.credentials.aws_secret_access_key)
-    dynamodb = DynamoDBManager(*keys, endpoint_url=local_aws.endpoint_url, table_name=TABLE)
-    create_table(dynamodb.client, TABLE)
-    module.use_clients(local_aws.client("s3"), dynamodb)
-    try:
+    with ingest_handler(local_aws, TABLE) as module:
         yield module
-    finally:
-        dynamodb.client.delete_table(TableName=TABLE)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ module's own (the embedded AWS's runner indexes the main table on its own).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from local.samples import SampleSpec, build_file
-from local.server import LocalAWS, create_table
+from local.server import LocalAWS
 from managers.DynamoDBManager import SHARD_WORKERS, DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
 from managers.store import study_items
@@ -24,23 +24,6 @@ from managers.store.study_records import StudyCriteria, TextMatch
 from seeds import SEED_STUDY_UID
 
 BUCKET = "data-apps-ex"
-TABLE = f"studies-test-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def dynamodb(local_aws: LocalAWS) -> Iterator[DynamoDBManager]:
-    keys = (local_aws.credentials.aws_access_key_id, local_aws.credentials.aws_secret_access_key)
-    manager = DynamoDBManager(*keys, endpoint_url=local_aws.endpoint_url, table_name=TABLE)
-    create_table(manager.client, TABLE)
-    try:
-        yield manager
-    finally:
-        manager.client.delete_table(TableName=TABLE)
-
-
-@pytest.fixture(scope="module")
-def indexer(local_aws: LocalAWS, dynamodb: DynamoDBManager) -> Indexer:
-    return Indexer(local_aws.client("s3"), dynamodb)
 
 
 @pytest.fixture(scope="module")
