@@ -194,7 +194,7 @@ def fields_of(dataset: Dataset) -> dict[str, str | None]:
         When a field is not text or longer than ``MAX_FIELD_BYTES``, or cannot be decoded.
     """
     try:
-        return {keyword: _text(_field(dataset, keyword)) for keyword in FIELDS}
+        return {keyword: text_of(_field(dataset, keyword)) for keyword in FIELDS}
     except DicomMetaError:
         raise
     except Exception as exc:
@@ -214,7 +214,7 @@ def _field(dataset: Dataset, keyword: str) -> Any:
     return dataset[tag].value
 
 
-def _text(value: Any) -> str | None:
+def text_of(value: Any) -> str | None:
     """Render an element value as the file holds it: multi-values joined by a backslash."""
     if value is None or value == "":
         return None

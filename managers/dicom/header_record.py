@@ -16,7 +16,7 @@ from pydicom.multival import MultiValue
 from errors import NotDicom, NotFound
 from managers.aws.objects import read_range
 from managers.dicom.attributes import NUMBER_ATTRIBUTES, TEXT_ATTRIBUTES, UID_ATTRIBUTES
-from managers.dicom.header import fields_of, read_header
+from managers.dicom.header import fields_of, read_header, text_of
 from managers.dicom.ranged import FIRST_REQUEST, RangedReader
 from metadata import valid_uid
 
@@ -96,7 +96,7 @@ def header_attributes(dataset: Dataset) -> tuple[dict[str, str], dict[str, int]]
     """Return the text attributes (PN as its string form) and the valid integer ones."""
     texts = {}
     for keyword in TEXT_ATTRIBUTES:
-        value = _text(dataset.get(keyword))
+        value = text_of(dataset.get(keyword))
         if keyword in UID_ATTRIBUTES:
             value = valid_uid(value)
         if value is not None:
@@ -107,14 +107,6 @@ def header_attributes(dataset: Dataset) -> tuple[dict[str, str], dict[str, int]]
         if number is not None:
             numbers[keyword] = number
     return texts, numbers
-
-
-def _text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, MultiValue):
-        return "\\".join(str(item) for item in value) or None
-    return str(value) or None
 
 
 def _integer(value: Any) -> int | None:
