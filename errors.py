@@ -88,6 +88,12 @@ class InvalidCursor(DicomMetaError):
     code, status = "INVALID_CURSOR", 400
 
 
+class NotAcceptable(DicomMetaError):
+    """Raised when no representation a request accepts (a media type, a transfer syntax) can be served."""
+
+    code, status = "NOT_ACCEPTABLE", 406
+
+
 class UpstreamUnavailable(DicomMetaError):
     """Raised when S3 or DynamoDB is unreachable, times out or keeps throttling."""
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from managers.dicom.header import fields_of, read_header
 from managers.dicom.json_model import json_model, tag_of
 from managers.dicom.ranged import FIRST_REQUEST, RangedReader
+from managers.pixels.layout import IMPLICIT_VR_LITTLE_ENDIAN
 
 if TYPE_CHECKING:  # only a type here: the indexer function imports this module without requests
     from managers.S3Manager import S3Manager
@@ -73,6 +74,14 @@ class DicomManager:
         tags = None if keywords is None else [tag_of(keyword) for keyword in keywords]
         with self._open(file_path) as reader:
             return json_model(read_header(reader), tags)
+
+    def transfer_syntax(self, file_path: str) -> str:
+        """Return the transfer syntax of the file at ``file_path`` (Implicit VR Little Endian
+        for a bare dataset without file meta), reading its header only."""
+        with self._open(file_path) as reader:
+            meta = getattr(read_header(reader), "file_meta", None)
+        syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+        return str(syntax or IMPLICIT_VR_LITTLE_ENDIAN)
 
     def _open(self, file_path: str) -> RangedReader:
         """Return a header-only reader over the object at ``file_path``."""

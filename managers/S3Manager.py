@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +14,7 @@ from botocore.config import Config
 from config import S3_BUCKET_NAME
 from errors import UpstreamUnavailable
 from managers.aws.clients import client_config, make_client, upstream
-from managers.aws.objects import ObjectReader, read_range
+from managers.aws.objects import ObjectReader, object_errors, read_range
 from metadata import parse_s3_path, s3_path_of
 
 # At most five minutes: the URL is used at once, by this process, and a leaked one must die fast.
@@ -20,6 +22,8 @@ PRESIGNED_URL_EXPIRY = 300
 # (connect, read) seconds: within the 5-second budget of a failing request, like the clients'.
 UPLOAD_TIMEOUT = (1.0, 3.0)
 JSON_CONTENT_TYPE = "application/json"
+# Bytes of a streamed object held at once (WADO-RS retrieve): the API's memory stays flat.
+STREAM_CHUNK = 1024 * 1024
 
 
 class S3Manager:
@@ -60,6 +64,17 @@ class S3Manager:
         """Return ``length`` bytes from ``start`` of the object, and the object's total size."""
         read = read_range(self.client, *parse_s3_path(s3_path), start, length)
         return read.data, read.total
+
+    def stream(self, s3_path: str, chunk_size: int = STREAM_CHUNK) -> Iterator[bytes]:
+        """Yield the object at ``s3_path`` in chunks of ``chunk_size``, never holding it whole.
+
+        The GET is made before the first chunk is yielded, so ``NotFound`` comes first.
+        """
+        bucket, key = parse_s3_path(s3_path)
+        with object_errors(s3_path):
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        with closing(body):
+            yield from body.iter_chunks(chunk_size)
 
     def presigned_put_url(self, key: str) -> str:
         """Return a URL that lets its holder PUT one JSON document at ``key`` for 5 minutes.

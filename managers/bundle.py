@@ -12,6 +12,7 @@ from errors import UpstreamUnavailable
 from managers.aws.clients import Credentials, credential_args
 from managers.DicomManager import DicomManager
 from managers.DynamoDBManager import DynamoDBManager
+from managers.pixels.frames import FrameReader
 from managers.S3Manager import S3Manager
 from managers.store.study_index import StudyIndex
 
@@ -38,9 +39,13 @@ class Managers:
     pool: ThreadPoolExecutor = field(default_factory=_batch_pool)
     # Studies, series and instances, read through the same DynamoDB client.
     studies: StudyIndex = field(init=False)
+    # Frames read by range through the same S3 client, each file's layout learned once.
+    frames: FrameReader = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "studies", StudyIndex(self.dynamodb))  # frozen: set once, here
+        # frozen: set once, here
+        object.__setattr__(self, "studies", StudyIndex(self.dynamodb))
+        object.__setattr__(self, "frames", FrameReader(self.s3.client))
 
     @classmethod
     def create(cls, credentials: Credentials | None = None, endpoint_url: str | None = None) -> Managers:

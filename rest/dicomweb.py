@@ -1,4 +1,5 @@
-"""DICOMweb under /dicomweb (PS3.18): QIDO-RS searches and WADO-RS metadata, as application/dicom+json.
+"""DICOMweb under /dicomweb (PS3.18): QIDO-RS searches and WADO-RS metadata as
+application/dicom+json; WADO-RS retrieve of files and frames as multipart/related.
 
 Thin views over ``resolvers.dicomweb``: the query string goes in as given (a repeated key
 once per value), the answer comes out as a JSON array. Errors take the contract's JSON shape
@@ -13,11 +14,13 @@ series search, which a 204 leaves empty (``null`` in a browser).
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, request
 
+from resolvers.dicomweb import pixels, retrieve, search
 from resolvers.dicomweb import query as qido
-from resolvers.dicomweb import retrieve, search
 from rest import managers
 from web.request_id import current_request_id
 
@@ -100,6 +103,55 @@ def _metadata(study: str, series: str | None = None, instance: str | None = None
     skipped = len(instances) - len(parts)
     warnings = (SKIPPED_WARNING.format(count=skipped),) if skipped else ()
     return _dicom_json("[" + ",".join(parts) + "]", warnings)
+
+
+@bp.get("/studies/<study>")
+def retrieve_study(study: str) -> Response:
+    """Return the stored files of a study (WADO-RS retrieve), streamed."""
+    return _multipart(pixels.instance_files(managers(), study, None, None, request.headers.get("Accept")))
+
+
+@bp.get("/studies/<study>/series/<series>")
+def retrieve_series(study: str, series: str) -> Response:
+    """Return the stored files of a series (WADO-RS retrieve), streamed."""
+    return _multipart(pixels.instance_files(managers(), study, series, None, request.headers.get("Accept")))
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>")
+def retrieve_instance(study: str, series: str, instance: str) -> Response:
+    """Return the stored file of one instance (WADO-RS retrieve), streamed."""
+    return _multipart(pixels.instance_files(managers(), study, series, instance, request.headers.get("Accept")))
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frames>")
+def retrieve_frames(study: str, series: str, instance: str, frames: str) -> Response:
+    """Return frames of one instance (WADO-RS retrieve), one ranged read each, in the order asked."""
+    accept = request.headers.get("Accept")
+    return _multipart(pixels.instance_frames(managers(), study, series, instance, frames, accept))
+
+
+def _multipart(parts: list[pixels.Part]) -> Response:
+    """Stream ``parts`` as one multipart/related answer (RFC 2387), each part as it is read.
+
+    A part whose bytes turn out to be gone (a file deleted since it was indexed) is left out
+    rather than sent empty.
+    """
+    boundary = uuid.uuid4().hex
+    part_type = parts[0].content_type.split(";")[0] if parts else pixels.INSTANCE_MEDIA_TYPE
+
+    def body() -> Iterator[bytes]:
+        for part in parts:
+            first = next(part.chunks, None)
+            if first is None:
+                continue
+            yield f"--{boundary}\r\nContent-Type: {part.content_type}\r\n\r\n".encode("ascii")
+            yield first
+            yield from part.chunks
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode("ascii")
+
+    content_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
+    return Response(body(), content_type=content_type, direct_passthrough=True)
 
 
 def _dicom_json(body: str, warnings: tuple[str, ...]) -> Response:

@@ -23,6 +23,7 @@ ERROR_STATUSES: dict[int, str] = {
     413: "PAYLOAD_TOO_LARGE: the body is over 1 MiB",
     415: "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json",
     422: "NOT_DICOM: the object is not a readable DICOM file",
+    406: "NOT_ACCEPTABLE: no representation the Accept header allows can be served (no transcoding)",
     503: "UPSTREAM_UNAVAILABLE: S3 or DynamoDB is unreachable, timing out or throttling",
 }
 
@@ -242,6 +243,25 @@ def wado_metadata(summary: str, parameters: list[dict[str, Any]]) -> dict[str, A
     )
 
 
+def wado_retrieve(summary: str, parameters: list[dict[str, Any]], part_type: str) -> dict[str, Any]:
+    """Return a WADO-RS retrieve operation: a multipart/related answer of ``part_type`` parts."""
+    described = operation(
+        summary, (200, {"type": "string", "format": "binary"}, "the parts"), (400, 404, 406, 422, 503)
+    )
+    described["parameters"] = parameters
+    described["responses"]["200"]["content"] = {
+        f'multipart/related; type="{part_type}"': {"schema": {"type": "string", "format": "binary"}}
+    }
+    return described
+
+
+_FRAMES = {
+    "name": "frames",
+    "in": "path",
+    "required": True,
+    "description": "1-based frame numbers, comma-separated, in the order to answer (at most 1000)",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,9}(,[0-9]{1,9}){0,999}$"},
+}
 _STUDY = uid_in_path("study", "StudyInstanceUID")
 _SERIES = uid_in_path("series", "SeriesInstanceUID")
 _INSTANCE = uid_in_path("instance", "SOPInstanceUID")
@@ -269,6 +289,22 @@ DICOMWEB_PATHS: dict[str, dict[str, Any]] = {
     },
     "/dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata": {
         "get": wado_metadata("WADO-RS: the header of one instance", [_STUDY, _SERIES, _INSTANCE])
+    },
+    "/dicomweb/studies/{study}": {
+        "get": wado_retrieve("WADO-RS: a study's stored files, streamed", [_STUDY], "application/dicom")
+    },
+    "/dicomweb/studies/{study}/series/{series}": {
+        "get": wado_retrieve("WADO-RS: a series' stored files, streamed", [_STUDY, _SERIES], "application/dicom")
+    },
+    "/dicomweb/studies/{study}/series/{series}/instances/{instance}": {
+        "get": wado_retrieve("WADO-RS: one stored file", [_STUDY, _SERIES, _INSTANCE], "application/dicom")
+    },
+    "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}": {
+        "get": wado_retrieve(
+            "WADO-RS: frames of one instance, one ranged read each",
+            [_STUDY, _SERIES, _INSTANCE, _FRAMES],
+            "application/octet-stream",
+        )
     },
 }
 

@@ -284,6 +284,7 @@ def _instance(item: dict[str, Any]) -> InstanceRecord:
         rows=attributes.get("Rows"),
         columns=attributes.get("Columns"),
         number_of_frames=attributes.get("NumberOfFrames"),
+        etag=records.etag_of(item),
         attributes=attributes,
         fields=fields,
     )

@@ -156,6 +156,8 @@ class InstanceRecord:
     rows: int | None = None
     columns: int | None = None
     number_of_frames: int | None = None
+    # The version of the file the record was indexed from (its S3 ETag).
+    etag: str | None = field(default=None, metadata={KEYWORD: None})
     attributes: dict[str, Any] = field(default_factory=dict, metadata={KEYWORD: None})
     fields: dict[str, str | None] = field(default_factory=dict, metadata={KEYWORD: None})
 

@@ -1,0 +1,288 @@
+"""WADO-RS retrieve of files and frames, on pydicom's own files of each transfer syntax, read
+from the bucket where they lie: through dicomweb-client over HTTP as users call it, and
+through the Flask client for errors and for what one frame costs at S3."""
+
+from __future__ import annotations
+
+import array
+import io
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+import requests
+from dicomweb_client.api import DICOMwebClient
+from flask import Flask
+from flask.testing import FlaskClient
+from pydicom.encaps import generate_frames
+from pydicom.uid import generate_uid
+from werkzeug.serving import make_server
+
+from app import create_app
+from config import S3_BUCKET_NAME
+from local.server import LocalAWS
+from tests.resolvers.dicomweb.test_dicomweb import body, wait_for
+from web.logs import QuietRequestHandler
+
+TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+# One file or more of each transfer syntax pydicom ships pixel data in (offline).
+FILES = [
+    "CT_small.dcm",  # Explicit VR Little Endian, 16-bit signed
+    "MR_small_implicit.dcm",  # Implicit VR Little Endian
+    "MR_small_bigendian.dcm",  # Explicit VR Big Endian, 16-bit: swapped
+    "rtdose.dcm",  # Implicit VR, 32-bit, 15 frames
+    "SC_rgb_small_odd.dcm",  # RGB, 8-bit, odd size
+    "SC_rgb_rle_2frame.dcm",  # RLE, 2 frames
+    "MR_small_RLE.dcm",  # RLE, 16-bit
+    "SC_jpeg_no_color_transform.dcm",  # JPEG baseline
+    "JPEG-lossy.dcm",  # JPEG extended
+    "SC_rgb_jpeg_gdcm.dcm",  # JPEG lossless
+    "MR_small_jpeg_ls_lossless.dcm",  # JPEG-LS lossless
+    "JPEGLSNearLossless_08.dcm",  # JPEG-LS near-lossless
+    "MR_small_jp2klossless.dcm",  # JPEG 2000 lossless
+    "JPEG2000.dcm",  # JPEG 2000
+]
+KEY = "retrieve-key"
+NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+ANY_SYNTAX = (("application/octet-stream", "*"),)
+
+
+@dataclass
+class Stored:
+    """One file put under dicom/: its UIDs, its bytes, and its frames as pydicom reads them."""
+
+    name: str
+    study: str
+    series: str
+    sop: str
+    syntax: str
+    data: bytes
+    frames: list[bytes]
+
+
+def expected_frames(dataset: pydicom.Dataset) -> list[bytes]:
+    """The frames pydicom reads from a file; native big endian ones swapped to little endian."""
+    count = int(dataset.get("NumberOfFrames", 1) or 1)
+    if dataset.file_meta.TransferSyntaxUID.is_compressed:
+        return list(generate_frames(dataset.PixelData, number_of_frames=count))
+    # The frame's own bytes: an odd-length value's padding byte belongs to no frame.
+    size = dataset.Rows * dataset.Columns * dataset.get("SamplesPerPixel", 1) * dataset.BitsAllocated // 8
+    frames = [dataset.PixelData[n * size : (n + 1) * size] for n in range(count)]
+    if dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2" and dataset.BitsAllocated in (16, 32):
+        swapped = []
+        for frame in frames:
+            samples = array.array("H" if dataset.BitsAllocated == 16 else "I", frame)
+            samples.byteswap()
+            swapped.append(samples.tobytes())
+        frames = swapped
+    return frames
+
+
+def store(name: str, patient: str) -> Stored:
+    """Give a pydicom test file UIDs of its own (pixel data untouched) and return it as stored."""
+    dataset = pydicom.dcmread(TEST_FILES / name)
+    dataset.PatientID = patient
+    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = generate_uid(), generate_uid()
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    buffer = io.BytesIO()
+    dataset.save_as(buffer)
+    data = buffer.getvalue()
+    stored = pydicom.dcmread(io.BytesIO(data))
+    return Stored(
+        name,
+        str(stored.StudyInstanceUID),
+        str(stored.SeriesInstanceUID),
+        str(stored.SOPInstanceUID),
+        str(stored.file_meta.TransferSyntaxUID),
+        data,
+        expected_frames(stored),
+    )
+
+
+@pytest.fixture(scope="module")
+def stored(app: Flask, s3: Any) -> Iterator[dict[str, Stored]]:
+    patient = f"RETRIEVE-{uuid.uuid4().hex[:8]}"
+    files = {name: store(name, patient) for name in FILES}
+    keys = []
+    for item in files.values():
+        key = f"dicom/retrieve-tests/{item.sop}.dcm"
+        s3.put_object(Bucket=S3_BUCKET_NAME, Key=key, Body=item.data)
+        keys.append(key)
+    client = app.test_client()
+
+    def indexed() -> bool:
+        answer = client.get("/dicomweb/studies", query_string={"PatientID": patient})
+        return answer.status_code == 200 and len(body(answer)) == len(files)
+
+    assert wait_for(indexed), "the files were not indexed in time"
+    yield files
+    for key in keys:
+        s3.delete_object(Bucket=S3_BUCKET_NAME, Key=key)
+
+
+@pytest.fixture(scope="module")
+def served(local_aws: LocalAWS) -> Iterator[str]:
+    """The app on a real HTTP server with an API key; its /dicomweb URL."""
+    app = create_app(
+        {"AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials, "API_KEYS": [KEY]}
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/dicomweb"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def dicomweb(served: str) -> DICOMwebClient:
+    return DICOMwebClient(url=served, headers={"Authorization": f"Bearer {KEY}"})
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_frame_is_the_file_s_own_bytes(dicomweb: DICOMwebClient, stored: dict[str, Stored], name: str) -> None:
+    item = stored[name]
+    numbers = list(range(1, len(item.frames) + 1))
+    frames = dicomweb.retrieve_instance_frames(item.study, item.series, item.sop, numbers, media_types=ANY_SYNTAX)
+    assert frames == item.frames
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_an_instance_is_the_stored_file(dicomweb: DICOMwebClient, stored: dict[str, Stored], name: str) -> None:
+    item = stored[name]
+    instance = dicomweb.retrieve_instance(item.study, item.series, item.sop, media_types=(("application/dicom", "*"),))
+    assert instance.SOPInstanceUID == item.sop
+    assert instance.PixelData == pydicom.dcmread(io.BytesIO(item.data)).PixelData
+
+
+def test_a_series_and_a_study_are_their_files(dicomweb: DICOMwebClient, stored: dict[str, Stored]) -> None:
+    item = stored["CT_small.dcm"]
+    (series,) = dicomweb.retrieve_series(item.study, item.series)
+    (study,) = dicomweb.retrieve_study(item.study)
+    assert series.SOPInstanceUID == study.SOPInstanceUID == item.sop
+    assert study.PixelData == pydicom.dcmread(io.BytesIO(item.data)).PixelData
+
+
+def test_frames_asked_in_any_order_come_in_that_order(dicomweb: DICOMwebClient, stored: dict[str, Stored]) -> None:
+    item = stored["rtdose.dcm"]
+    frames = dicomweb.retrieve_instance_frames(item.study, item.series, item.sop, [15, 1, 7, 1])
+    assert frames == [item.frames[14], item.frames[0], item.frames[6], item.frames[0]]
+
+
+def test_the_default_syntax_serves_native_frames_and_refuses_compressed_ones(
+    dicomweb: DICOMwebClient, stored: dict[str, Stored]
+) -> None:
+    native = stored["MR_small_bigendian.dcm"]
+    assert dicomweb.retrieve_instance_frames(native.study, native.series, native.sop, [1]) == native.frames
+    jpeg = stored["JPEG2000.dcm"]
+    with pytest.raises(requests.HTTPError) as refused:
+        dicomweb.retrieve_instance_frames(jpeg.study, jpeg.series, jpeg.sop, [1])
+    assert refused.value.response.status_code == 406
+    assert refused.value.response.json()["error"]["code"] == "NOT_ACCEPTABLE"
+
+
+def frames_url(item: Stored, frames: str) -> str:
+    return f"/dicomweb/studies/{item.study}/series/{item.series}/instances/{item.sop}/frames/{frames}"
+
+
+OHIF_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+
+
+def test_each_part_names_its_transfer_syntax(client: FlaskClient, stored: dict[str, Stored]) -> None:
+    for name, labelled in (("JPEG2000.dcm", stored["JPEG2000.dcm"].syntax), ("MR_small_implicit.dcm", None)):
+        answer = client.get(frames_url(stored[name], "1"), headers={"Accept": OHIF_ACCEPT})
+        assert answer.status_code == 200 and answer.mimetype == "multipart/related"
+        syntax = labelled or "1.2.840.10008.1.2.1"  # implicit VR relabelled: the same bytes
+        assert f"Content-Type: application/octet-stream; transfer-syntax={syntax}\r\n".encode() in answer.data
+
+
+@pytest.mark.parametrize("frames", ["0", "2", "x", "1,,2", "-1", ",".join(["1"] * 1001)])
+def test_a_bad_frame_list_is_invalid_argument(client: FlaskClient, stored: dict[str, Stored], frames: str) -> None:
+    answer = client.get(frames_url(stored["CT_small.dcm"], frames), headers={"Accept": OHIF_ACCEPT})
+    assert (answer.status_code, body(answer)["error"]["code"]) == (400, "INVALID_ARGUMENT")
+
+
+def test_unknown_uids_and_an_instance_of_another_series_are_not_found(
+    client: FlaskClient, stored: dict[str, Stored]
+) -> None:
+    ct, mr = stored["CT_small.dcm"], stored["MR_small_RLE.dcm"]
+    for url in (
+        f"/dicomweb/studies/{ct.study}/series/{mr.series}/instances/{ct.sop}/frames/1",
+        f"/dicomweb/studies/{ct.study}/series/{ct.series}/instances/1.2.3/frames/1",
+        f"/dicomweb/studies/1.2.3/series/{ct.series}/instances/{ct.sop}",
+        "/dicomweb/studies/1.2.3",
+    ):
+        answer = client.get(url, headers={"Accept": OHIF_ACCEPT} if "/frames/" in url else {})
+        assert (answer.status_code, body(answer)["error"]["code"]) == (404, "NOT_FOUND"), url
+
+
+def test_a_media_type_that_cannot_be_served_is_406(client: FlaskClient, stored: dict[str, Stored]) -> None:
+    item = stored["CT_small.dcm"]
+    answer = client.get(frames_url(item, "1"), headers={"Accept": "image/png"})
+    assert (answer.status_code, body(answer)["error"]["code"]) == (406, "NOT_ACCEPTABLE")
+    url = f"/dicomweb/studies/{item.study}/series/{item.series}/instances/{item.sop}"
+    other = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50'
+    answer = client.get(url, headers={"Accept": other})
+    assert (answer.status_code, body(answer)["error"]["code"]) == (406, "NOT_ACCEPTABLE")
+
+
+class Gets:
+    """The ranged GETs an S3 client makes while a test runs: each one's Range."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.ranges: list[str] = []
+        client.meta.events.register("provide-client-params.s3.GetObject", self.record, unique_id="test-retrieve-gets")
+
+    def record(self, params: dict[str, Any], **_: Any) -> None:
+        self.ranges.append(params.get("Range"))
+
+    def close(self) -> None:
+        self.client.meta.events.unregister("provide-client-params.s3.GetObject", unique_id="test-retrieve-gets")
+
+
+def test_a_frame_costs_one_ranged_get_of_about_its_bytes(app: Flask, stored: dict[str, Stored]) -> None:
+    client = app.test_client()
+    item = stored["rtdose.dcm"]
+    assert client.get(frames_url(item, "1"), headers={"Accept": OHIF_ACCEPT}).status_code == 200  # layout learned
+    gets = Gets(app.extensions["dicom_meta.managers"].s3.client)
+    try:
+        answer = client.get(frames_url(item, "9"), headers={"Accept": OHIF_ACCEPT})
+    finally:
+        gets.close()
+    assert answer.status_code == 200 and item.frames[8] in answer.data
+    (one,) = gets.ranges
+    start, end = (int(n) for n in one.removeprefix("bytes=").split("-"))
+    assert end - start + 1 == len(item.frames[8])
+
+
+def test_the_new_routes_need_a_key_and_answer_preflights(local_aws: LocalAWS, stored: dict[str, Stored]) -> None:
+    origin = "https://viewer.example.org"
+    secured = create_app(
+        {
+            "AWS_ENDPOINT_URL": local_aws.endpoint_url,
+            "AWS_CREDENTIALS": local_aws.credentials,
+            "API_KEYS": [KEY],
+            "CORS_ORIGINS": origin,
+        }
+    ).test_client()
+    item = stored["CT_small.dcm"]
+    for url in (frames_url(item, "1"), f"/dicomweb/studies/{item.study}"):
+        answer = secured.get(url, headers={"Accept": OHIF_ACCEPT})
+        assert (answer.status_code, body(answer)["error"]["code"]) == (401, "UNAUTHENTICATED")
+        preflight = secured.options(
+            url,
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "accept",
+            },
+        )
+        assert preflight.status_code in (200, 204) and preflight.headers["Access-Control-Allow-Origin"] == origin
