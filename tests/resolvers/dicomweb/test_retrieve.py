@@ -242,7 +242,7 @@ class Gets:
         client.meta.events.register("provide-client-params.s3.GetObject", self.record, unique_id="test-retrieve-gets")
 
     def record(self, params: dict[str, Any], **_: Any) -> None:
-        self.ranges.append(params.get("Range"))
+        self.ranges.append(str(params.get("Range", "")))
 
     def close(self) -> None:
         self.client.meta.events.unregister("provide-client-params.s3.GetObject", unique_id="test-retrieve-gets")
