@@ -130,6 +130,47 @@ def retrieve_frames(study: str, series: str, instance: str, frames: str) -> Resp
     return _multipart(pixels.instance_frames(managers(), study, series, instance, frames, accept))
 
 
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/rendered")
+def rendered_instance(study: str, series: str, instance: str) -> Response:
+    """Return an instance's first frame rendered as JPEG or PNG (viewport, window, quality)."""
+    how = pixels.rendering(request.headers.get("Accept"), request.args.to_dict())
+    return _image(pixels.rendered_frame(managers(), study, series, instance, None, how), how)
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/frames/<frame>/rendered")
+def rendered_frame(study: str, series: str, instance: str, frame: str) -> Response:
+    """Return one frame rendered as JPEG or PNG (viewport, window, quality)."""
+    how = pixels.rendering(request.headers.get("Accept"), request.args.to_dict())
+    return _image(pixels.rendered_frame(managers(), study, series, instance, frame, how), how)
+
+
+@bp.get("/studies/<study>/thumbnail")
+def study_thumbnail(study: str) -> Response:
+    """Return a small image of the study: its first series' middle instance."""
+    return _thumbnail(study)
+
+
+@bp.get("/studies/<study>/series/<series>/thumbnail")
+def series_thumbnail(study: str, series: str) -> Response:
+    """Return a small image of the series: its middle instance."""
+    return _thumbnail(study, series)
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/thumbnail")
+def instance_thumbnail(study: str, series: str, instance: str) -> Response:
+    """Return a small image of the instance: its middle frame."""
+    return _thumbnail(study, series, instance)
+
+
+def _thumbnail(study: str, series: str | None = None, instance: str | None = None) -> Response:
+    how = pixels.rendering(request.headers.get("Accept"), request.args.to_dict(), thumbnail=True)
+    return _image(pixels.thumbnail(managers(), study, series, instance, how), how)
+
+
+def _image(data: bytes, how: pixels.Rendering) -> Response:
+    return Response(data, mimetype=how.media_type)
+
+
 def _multipart(parts: list[pixels.Part]) -> Response:
     """Stream ``parts`` as one multipart/related answer (RFC 2387), each part as it is read.
 

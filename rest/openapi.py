@@ -262,6 +262,35 @@ _FRAMES = {
     "description": "1-based frame numbers, comma-separated, in the order to answer (at most 1000)",
     "schema": {"type": "string", "pattern": "^[0-9]{1,9}(,[0-9]{1,9}){0,999}$"},
 }
+_RENDER_PARAMETERS = [
+    query_parameter(
+        "viewport",
+        "width,height the image fits in (aspect kept; 1 to 8192)",
+        {"type": "string", "pattern": "^[0-9]+,[0-9]+$"},
+    ),
+    query_parameter("window", "center,width[,LINEAR|LINEAR_EXACT|SIGMOID]", {"type": "string"}),
+    query_parameter("quality", "JPEG quality, 1 to 100 (90)", {"type": "integer", "minimum": 1, "maximum": 100}),
+]
+
+
+def rendered(summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return a rendered or thumbnail operation: image/jpeg (default) or image/png."""
+    described = operation(
+        summary, (200, {"type": "string", "format": "binary"}, "the image"), (400, 404, 406, 422, 503)
+    )
+    described["parameters"] = parameters + _RENDER_PARAMETERS
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    described["responses"]["200"]["content"] = {"image/jpeg": binary, "image/png": binary}
+    return described
+
+
+_FRAME = {
+    "name": "frame",
+    "in": "path",
+    "required": True,
+    "description": "a 1-based frame number",
+    "schema": {"type": "integer", "minimum": 1},
+}
 _STUDY = uid_in_path("study", "StudyInstanceUID")
 _SERIES = uid_in_path("series", "SeriesInstanceUID")
 _INSTANCE = uid_in_path("instance", "SOPInstanceUID")
@@ -298,6 +327,21 @@ DICOMWEB_PATHS: dict[str, dict[str, Any]] = {
     },
     "/dicomweb/studies/{study}/series/{series}/instances/{instance}": {
         "get": wado_retrieve("WADO-RS: one stored file", [_STUDY, _SERIES, _INSTANCE], "application/dicom")
+    },
+    "/dicomweb/studies/{study}/series/{series}/instances/{instance}/rendered": {
+        "get": rendered("WADO-RS: an instance's first frame, rendered", [_STUDY, _SERIES, _INSTANCE])
+    },
+    "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered": {
+        "get": rendered("WADO-RS: one frame, rendered", [_STUDY, _SERIES, _INSTANCE, _FRAME])
+    },
+    "/dicomweb/studies/{study}/thumbnail": {
+        "get": rendered("WADO-RS: a study's thumbnail (its first series' middle instance)", [_STUDY])
+    },
+    "/dicomweb/studies/{study}/series/{series}/thumbnail": {
+        "get": rendered("WADO-RS: a series' thumbnail (its middle instance)", [_STUDY, _SERIES])
+    },
+    "/dicomweb/studies/{study}/series/{series}/instances/{instance}/thumbnail": {
+        "get": rendered("WADO-RS: an instance's thumbnail (its middle frame)", [_STUDY, _SERIES, _INSTANCE])
     },
     "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}": {
         "get": wado_retrieve(

@@ -106,7 +106,7 @@ class FrameReader:
 
     def _learn(self, s3_path: str, etag: str | None) -> Frames:
         bucket, key = parse_s3_path(s3_path)
-        fetch = _VersionFetch(self.client, bucket, key, etag)
+        fetch = VersionFetch(self.client, bucket, key, etag)
         with RangedReader(fetch, FIRST_REQUEST) as reader:
             if reader.size == 0:
                 raise NotDicom("the object is empty")
@@ -125,7 +125,7 @@ class FrameReader:
         return learned
 
 
-class _VersionFetch:
+class VersionFetch:
     """``RangedReader``'s fetch tied to one version: ``IfMatch`` the ETag given or first seen."""
 
     def __init__(self, client: Any, bucket: str, key: str, etag: str | None) -> None:

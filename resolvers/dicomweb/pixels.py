@@ -1,5 +1,6 @@
-"""WADO-RS retrieve of files and frames (PS3.18 10.4): the stored Part 10 files of a study, a
-series or an instance, and an instance's frames, read from the bucket where they lie.
+"""WADO-RS retrieve of files, frames, rendered frames and thumbnails (PS3.18 10.4, 8.3.5): the
+stored Part 10 files of a study, a series or an instance, and an instance's frames, read
+from the bucket where they lie.
 
 Files are streamed from S3 a chunk at a time; frames are read one ranged GET each, through
 the file's layout (``managers.pixels``). What a request accepts is read by
@@ -8,14 +9,27 @@ the file's layout (``managers.pixels``). What a request accepts is read by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from errors import InvalidArgument, NotAcceptable, NotFound
 from managers.bundle import Managers
-from managers.store.study_records import InstanceRecord
-from resolvers.arguments import whole_number
-from resolvers.dicomweb.accept import frame_syntax, instance_syntax
+from managers.pixels.render import DEFAULT_QUALITY, MAX_OUTPUT_SIDE, THUMBNAIL_SIDE, Rendering, render
+
+__all__ = [
+    "Part",
+    "Rendering",
+    "frame_numbers",
+    "instance_files",
+    "instance_frames",
+    "rendered_frame",
+    "rendering",
+    "thumbnail",
+]
+from managers.store.study_records import InstanceRecord, SeriesRecord
+from resolvers.arguments import checked_uid, whole_number
+from resolvers.dicomweb.accept import frame_syntax, instance_syntax, media_ranges
 from resolvers.dicomweb.retrieve import metadata_instances
 
 # Frame numbers one request may list: a whole CT series' worth, not a million.
@@ -108,3 +122,133 @@ def _file(managers: Managers, instance: InstanceRecord) -> Iterator[bytes]:
         yield from managers.s3.stream(instance.s3_path)
     except NotFound:
         return
+
+
+RENDERED_TYPES = ("image/jpeg", "image/png")
+
+
+def rendering(accept: str | None, arguments: dict[str, str], thumbnail: bool = False) -> Rendering:
+    """Return how a rendered or thumbnail request asks to be rendered (PS3.18 8.3.5.1).
+
+    Raises
+    ------
+    NotAcceptable
+        When ``accept`` allows neither JPEG nor PNG.
+    InvalidArgument
+        For an unknown parameter, or a malformed ``viewport``, ``window`` or ``quality``.
+    """
+    unknown = sorted(set(arguments) - {"viewport", "window", "quality"})
+    if unknown:
+        raise InvalidArgument(f"unknown parameters: {', '.join(unknown)}; allowed: quality, viewport, window")
+    default = (THUMBNAIL_SIDE, THUMBNAIL_SIDE) if thumbnail else None
+    return Rendering(
+        media_type=_image_type(accept),
+        viewport=_viewport(arguments["viewport"]) if "viewport" in arguments else default,
+        window=_window(arguments["window"]) if "window" in arguments else None,
+        quality=_quality(arguments.get("quality")),
+    )
+
+
+def _image_type(accept: str | None) -> str:
+    for accepted in media_ranges(accept):
+        if accepted.media_type in ("*/*", "image/*"):
+            return "image/jpeg"
+        if accepted.media_type in RENDERED_TYPES:
+            return accepted.media_type
+    raise NotAcceptable("rendered images are served as image/jpeg or image/png")
+
+
+def _viewport(value: str) -> tuple[int, int]:
+    sides = value.split(",")
+    if len(sides) != 2:
+        raise InvalidArgument("viewport must be width,height")
+    width, height = (whole_number(side.strip(), "viewport") for side in sides)
+    if not (1 <= width <= MAX_OUTPUT_SIDE and 1 <= height <= MAX_OUTPUT_SIDE):
+        raise InvalidArgument(f"viewport sides must be between 1 and {MAX_OUTPUT_SIDE}")
+    return width, height
+
+
+WINDOW_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+def _window(value: str) -> tuple[float, float, str]:
+    parts = [part.strip() for part in value.split(",")]
+    if len(parts) not in (2, 3):
+        raise InvalidArgument("window must be center,width or center,width,function")
+    function = parts[2].upper() if len(parts) == 3 else "LINEAR"
+    try:
+        center, width = float(parts[0]), float(parts[1])
+    except ValueError as exc:
+        raise InvalidArgument("window center and width must be numbers") from exc
+    if not (math.isfinite(center) and math.isfinite(width)) or width <= 0 or function not in WINDOW_FUNCTIONS:
+        raise InvalidArgument(f"window width must be above 0, the function one of {', '.join(WINDOW_FUNCTIONS)}")
+    return center, width, function
+
+
+def _quality(value: str | None) -> int:
+    quality = DEFAULT_QUALITY if value is None else whole_number(value, "quality")
+    if not 1 <= quality <= 100:
+        raise InvalidArgument("quality must be between 1 and 100")
+    return quality
+
+
+def rendered_frame(managers: Managers, study: str, series: str, sop: str, frame: str | None, how: Rendering) -> bytes:
+    """Return an instance's frame (the first when ``frame`` is ``None``) rendered as ``how`` asks.
+
+    Raises
+    ------
+    InvalidArgument
+        For a frame number that is malformed or past the last.
+    NotFound
+        For unknown UIDs or an instance without pixel data.
+    """
+    (instance,) = metadata_instances(managers, study, series, sop)
+    number = 1 if frame is None else whole_number(frame, "the frame number")
+    frames = managers.frames.frames(instance.s3_path, instance.etag)
+    if not 1 <= number <= frames.count:
+        raise InvalidArgument(f"the instance has {frames.count} frame(s)")
+    return render(managers.frames, instance.s3_path, instance.etag, number, how)
+
+
+def thumbnail(managers: Managers, study: str, series: str | None, sop: str | None, how: Rendering) -> bytes:
+    """Return a small image of a representative frame: a study's first series, a series' middle
+    instance, an instance's middle frame.
+
+    Raises
+    ------
+    NotFound
+        For unknown UIDs, or when the representative instance has no pixel data.
+    """
+    instance = _representative(managers, study, series, sop)
+    frames = managers.frames.frames(instance.s3_path, instance.etag)
+    return render(managers.frames, instance.s3_path, instance.etag, (frames.count + 1) // 2, how)
+
+
+def _representative(managers: Managers, study: str, series: str | None, sop: str | None) -> InstanceRecord:
+    if sop is not None and series is not None:
+        (instance,) = metadata_instances(managers, study, series, sop)
+        return instance
+    record = _series_record(managers, study, series)
+    middle = min(record.number_of_instances // 2, MAX_MIDDLE)
+    instances, _ = managers.studies.instances(record.series_instance_uid, middle + 1)
+    if not instances:
+        raise NotFound("the series has no instances")
+    return instances[-1]
+
+
+def _series_record(managers: Managers, study: str, series: str | None) -> SeriesRecord:
+    """Return the named series of the study, or (``None``) the study's first series."""
+    checked = checked_uid(study, "StudyInstanceUID")
+    if series is None:
+        listed = managers.studies.series_of([checked]).get(checked) or []
+        if not listed:
+            raise NotFound("no such study")
+        return listed[0]
+    record = managers.studies.get_series([checked_uid(series, "SeriesInstanceUID")]).get(series)
+    if record is None or record.study_instance_uid != checked:
+        raise NotFound("no such series in that study")
+    return record
+
+
+# How far into a series its representative instance is looked for (one Query page).
+MAX_MIDDLE = 999

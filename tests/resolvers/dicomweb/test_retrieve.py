@@ -286,3 +286,110 @@ def test_the_new_routes_need_a_key_and_answer_preflights(local_aws: LocalAWS, st
             },
         )
         assert preflight.status_code in (200, 204) and preflight.headers["Access-Control-Allow-Origin"] == origin
+
+
+# --------------------------------------------------------------------------- rendered and thumbnails
+
+RENDERED = [
+    "CT_small.dcm",
+    "MR_small_bigendian.dcm",
+    "rtdose.dcm",
+    "SC_rgb_small_odd.dcm",
+    "SC_rgb_rle_2frame.dcm",
+    "MR_small_RLE.dcm",
+    "SC_jpeg_no_color_transform.dcm",
+    "SC_rgb_jpeg_gdcm.dcm",
+    "MR_small_jpeg_ls_lossless.dcm",
+    "JPEGLSNearLossless_08.dcm",
+    "MR_small_jp2klossless.dcm",
+    "JPEG2000.dcm",
+]
+
+
+def image_of(data: bytes) -> Any:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("name", RENDERED)
+def test_every_syntax_renders_a_picture_of_the_file(
+    dicomweb: DICOMwebClient, stored: dict[str, Stored], name: str
+) -> None:
+    item = stored[name]
+    rendered = dicomweb.retrieve_instance_rendered(item.study, item.series, item.sop)
+    image = image_of(rendered)
+    dataset = pydicom.dcmread(io.BytesIO(item.data))
+    assert image.format == "JPEG" and image.size == (dataset.Columns, dataset.Rows)
+    pixels = list(image.convert("L").getdata())
+    assert max(pixels) - min(pixels) > 20, "the rendering is flat: nothing of the image shows"
+
+
+def test_a_frame_renders_as_png_within_a_viewport(dicomweb: DICOMwebClient, stored: dict[str, Stored]) -> None:
+    item = stored["rtdose.dcm"]
+    rendered = dicomweb.retrieve_instance_frames_rendered(
+        item.study, item.series, item.sop, [15], media_types=("image/png",), params={"viewport": "5,5"}
+    )
+    image = image_of(rendered)
+    assert image.format == "PNG" and max(image.size) == 5
+
+
+def test_a_window_and_monochrome_inversion_follow_the_request(client: FlaskClient, stored: dict[str, Stored]) -> None:
+    item = stored["CT_small.dcm"]
+    url = f"/dicomweb/studies/{item.study}/series/{item.series}/instances/{item.sop}/rendered"
+    everything = image_of(client.get(url, query_string={"window": "0,100000"}).data).convert("L")
+    nothing = image_of(client.get(url, query_string={"window": "-100000,10"}).data).convert("L")
+    assert max(nothing.getdata()) > 250 and min(nothing.getdata()) > 250  # every value above the window
+    assert 100 < sum(everything.getdata()) / (everything.size[0] * everything.size[1]) < 160
+
+
+@pytest.mark.parametrize(
+    ("query", "accept", "status"),
+    [
+        ({"viewport": "0,10"}, None, 400),
+        ({"viewport": "10"}, None, 400),
+        ({"window": "40,0"}, None, 400),
+        ({"window": "40,400,CUBIC"}, None, 400),
+        ({"quality": "101"}, None, 400),
+        ({"size": "3"}, None, 400),
+        ({}, "image/gif", 406),
+    ],
+)
+def test_bad_rendering_parameters(
+    client: FlaskClient, stored: dict[str, Stored], query: dict[str, str], accept: str | None, status: int
+) -> None:
+    item = stored["CT_small.dcm"]
+    url = f"/dicomweb/studies/{item.study}/series/{item.series}/instances/{item.sop}/rendered"
+    answer = client.get(url, query_string=query, headers={"Accept": accept} if accept else {})
+    assert answer.status_code == status and body(answer)["error"]["code"] in ("INVALID_ARGUMENT", "NOT_ACCEPTABLE")
+
+
+def test_thumbnails_of_a_study_a_series_and_an_instance(client: FlaskClient, stored: dict[str, Stored]) -> None:
+    item = stored["CT_small.dcm"]
+    base = f"/dicomweb/studies/{item.study}"
+    for url in (
+        f"{base}/thumbnail",
+        f"{base}/series/{item.series}/thumbnail",
+        f"{base}/series/{item.series}/instances/{item.sop}/thumbnail",
+    ):
+        answer = client.get(url)
+        assert answer.status_code == 200 and answer.mimetype == "image/jpeg", url
+        assert max(image_of(answer.data).size) == 128
+    assert client.get("/dicomweb/studies/1.2.3/thumbnail").status_code == 404
+    assert client.get(f"{base}/series/{stored['MR_small_RLE.dcm'].series}/thumbnail").status_code == 404
+
+
+def test_a_rendered_request_reads_one_frame_of_a_multi_frame(app: Flask, stored: dict[str, Stored]) -> None:
+    item = stored["rtdose.dcm"]
+    client = app.test_client()
+    url = f"/dicomweb/studies/{item.study}/series/{item.series}/instances/{item.sop}/frames/3/rendered"
+    assert client.get(url).status_code == 200  # layout learned
+    gets = Gets(app.extensions["dicom_meta.managers"].s3.client)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        gets.close()
+    # The header again (its image attributes), then the one frame: never the whole object.
+    sizes = [int(end) - int(start) + 1 for start, end in (r.removeprefix("bytes=").split("-") for r in gets.ranges)]
+    assert len(item.frames[2]) in sizes and sum(sizes) < len(item.data) + 64 * 1024
+    assert len(gets.ranges) == 2
