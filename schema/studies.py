@@ -12,6 +12,7 @@ from strawberry.types import Info
 import resolvers
 from managers.store.study_records import InstanceRecord, SeriesRecord, StudyCriteria, StudyRecord
 from metadata import FIELDS
+from resolvers import urls
 from schema.loaders import RequestBudget
 from schema.types import Context, DicomMetadata, Page
 
@@ -68,6 +69,22 @@ class Instance:
     columns: int | None = strawberry.field(description="Columns (0028,0011).")
     number_of_frames: int | None = strawberry.field(description="NumberOfFrames (0028,0008).")
     fields: strawberry.Private[dict[str, str | None]]
+    study_uid: strawberry.Private[str]
+    series_uid: strawberry.Private[str]
+
+    @strawberry.field(description="WADO-RS URL of one frame as stored (multipart/related), 1-based.")
+    def frame_url(self, info: Info[Context, None], frame: int = 1) -> str:
+        return urls.frame_url(info.context.dicomweb_url, self.study_uid, self.series_uid, self.sop_instance_uid, frame)
+
+    @strawberry.field(description="URL of the instance's image as JPEG (its first frame, or `frame`).")
+    def rendered_url(self, info: Info[Context, None], frame: int | None = None) -> str:
+        base = info.context.dicomweb_url
+        return urls.rendered_url(base, self.study_uid, self.series_uid, self.sop_instance_uid, frame)
+
+    @strawberry.field(description="URL of a small JPEG of the instance (its middle frame).")
+    def thumbnail_url(self, info: Info[Context, None]) -> str:
+        base = info.context.dicomweb_url
+        return urls.instance_url(base, self.study_uid, self.series_uid, self.sop_instance_uid) + "/thumbnail"
 
     @strawberry.field(
         description="The five fields the stored record answers for this file (as storedMetadata); "
@@ -89,6 +106,8 @@ class Instance:
             columns=_int32(record.columns),
             number_of_frames=_int32(record.number_of_frames),
             fields=record.fields,
+            study_uid=record.study_instance_uid,
+            series_uid=record.series_instance_uid,
         )
 
 
@@ -105,6 +124,11 @@ class Series:
     series_description: str | None = strawberry.field(description="SeriesDescription (0008,103E).")
     body_part_examined: str | None = strawberry.field(description="BodyPartExamined (0018,0015).")
     number_of_instances: int = strawberry.field(description="Instances stored for this series (exact).")
+    study_uid: strawberry.Private[str]
+
+    @strawberry.field(description="URL of a small JPEG of the series (its middle instance).")
+    def thumbnail_url(self, info: Info[Context, None]) -> str:
+        return urls.series_url(info.context.dicomweb_url, self.study_uid, self.series_instance_uid) + "/thumbnail"
 
     @strawberry.field(
         description=f"The series' instances, by InstanceNumber then s3 path; `first` is 1 to "
@@ -128,6 +152,7 @@ class Series:
             series_description=record.series_description,
             body_part_examined=record.body_part_examined,
             number_of_instances=record.number_of_instances,
+            study_uid=record.study_instance_uid,
         )
 
 
@@ -152,6 +177,10 @@ class Study:
     number_of_instances: int = strawberry.field(description="Instances stored for this study (exact).")
     # The UIDs of the studies listed beside this one: their series load with its own.
     level: strawberry.Private[tuple[str, ...]]
+
+    @strawberry.field(description="URL of a small JPEG of the study (its first series' middle instance).")
+    def thumbnail_url(self, info: Info[Context, None]) -> str:
+        return urls.study_url(info.context.dicomweb_url, self.study_instance_uid) + "/thumbnail"
 
     @strawberry.field(description="The study's series, by SeriesNumber then UID.")
     def series(self, info: Info[Context, None]) -> list[Series]:

@@ -30,6 +30,8 @@ class Context:
     managers: Managers
     cursors: Cursors
     request_id: str
+    # The service's /dicomweb URL as this request reached it: the base of the pixel URLs.
+    dicomweb_url: str = "/dicomweb"
     loaders: Loaders = field(init=False)
     budget: RequestBudget = field(init=False, default_factory=RequestBudget)
 

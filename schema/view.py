@@ -42,7 +42,12 @@ class DicomMetaGraphQLView(GraphQLView[Context, None]):
         return super().render_graphql_ide(request)
 
     def get_context(self, request: Request, response: Response) -> Context:
-        return Context(managers=self.managers, cursors=self.cursors, request_id=current_request_id())
+        return Context(
+            managers=self.managers,
+            cursors=self.cursors,
+            request_id=current_request_id(),
+            dicomweb_url=flask_request.root_url.rstrip("/") + "/dicomweb",
+        )
 
     def dispatch_request(self) -> Any:
         try:

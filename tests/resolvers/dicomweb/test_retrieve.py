@@ -393,3 +393,24 @@ def test_a_rendered_request_reads_one_frame_of_a_multi_frame(app: Flask, stored:
     sizes = [int(end) - int(start) + 1 for start, end in (r.removeprefix("bytes=").split("-") for r in gets.ranges)]
     assert len(item.frames[2]) in sizes and sum(sizes) < len(item.data) + 64 * 1024
     assert len(gets.ranges) == 2
+
+
+PIXEL_URLS = """query($uid: String!) { study(studyInstanceUid: $uid) { thumbnailUrl series { thumbnailUrl
+  instances { items { renderedUrl frameUrl(frame: 2) thumbnailUrl secondRendered: renderedUrl(frame: 2) } } } } }"""
+
+
+def test_graphql_says_where_the_pixels_are(client: FlaskClient, stored: dict[str, Stored]) -> None:
+    item = stored["SC_rgb_rle_2frame.dcm"]
+    answer = client.post("/graphql", json={"query": PIXEL_URLS, "variables": {"uid": item.study}}).json
+    assert answer is not None and "errors" not in answer, answer
+    study = answer["data"]["study"]
+    (series,) = study["series"]
+    (instance,) = series["instances"]["items"]
+    base = f"http://localhost/dicomweb/studies/{item.study}"
+    assert study["thumbnailUrl"] == f"{base}/thumbnail"
+    assert series["thumbnailUrl"] == f"{base}/series/{item.series}/thumbnail"
+    assert instance["frameUrl"] == f"{base}/series/{item.series}/instances/{item.sop}/frames/2"
+    for url in (study["thumbnailUrl"], series["thumbnailUrl"], instance["renderedUrl"], instance["secondRendered"]):
+        assert client.get(url.removeprefix("http://localhost")).mimetype == "image/jpeg", url
+    frame = client.get(instance["frameUrl"].removeprefix("http://localhost"), headers={"Accept": OHIF_ACCEPT})
+    assert item.frames[1] in frame.data
