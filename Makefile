@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 # the app falls back to Strawberry's CDN page and says so in its log.
 NODE_STAMP := node_modules/.installed
 ASSETS := $(if $(shell command -v npm 2>/dev/null),$(NODE_STAMP))
+# The OHIF viewer tests/test_ohif_browser.py drives (see `make ohif` below), where npm is.
+VIEWER := $(if $(shell command -v npm 2>/dev/null),build/ohif/package/dist/index.html)
 
-.PHONY: run serve load lint test docs fuzz bench index clean
+.PHONY: run serve load lint test docs fuzz bench index ohif clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +49,18 @@ INDEX_ARGS ?=
 index: $(STAMP)
 	$(PY) -m indexer "$(S3_PREFIX)" --workers $(INDEX_WORKERS) $(INDEX_ARGS)
 
+# OHIF, the web viewer, in front of a running `make run` (PORT, 5000): http://127.0.0.1:3000
+# (OHIF_PORT). The pinned @ohif/app ships its built viewer in dist/; `npm pack` fetches that
+# one package (its build-time dependencies are not needed, and not all are on the registry).
+OHIF_VERSION := 3.13.2
+OHIF_DIST := build/ohif/package/dist/index.html
+$(OHIF_DIST):
+	mkdir -p build/ohif
+	cd build/ohif && npm pack --silent @ohif/app@$(OHIF_VERSION) >/dev/null && tar xzf ohif-app-$(OHIF_VERSION).tgz && rm ohif-app-$(OHIF_VERSION).tgz
+	touch $@
+ohif: $(STAMP) $(OHIF_DIST)
+	$(PY) -m local.ohif
+
 # Lint (ruff), format check (ruff) and types (mypy), configured in pyproject.toml. `make test`
 # runs it first, so a change that fails it fails CI.
 lint: $(STAMP)
@@ -58,7 +72,7 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m schema.export
 
-test: lint $(ASSETS)
+test: lint $(ASSETS) $(VIEWER)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks of bench/ (BENCH, default "extract index"): each prints a table, writes bench/results/<name>.json,

@@ -83,10 +83,15 @@ def expected_frames(dataset: pydicom.Dataset) -> list[bytes]:
     return frames
 
 
-def store(name: str, patient: str) -> Stored:
-    """Give a pydicom test file UIDs of its own (pixel data untouched) and return it as stored."""
+def store(name: str, patient: str, modality: str | None = None) -> Stored:
+    """Give a pydicom test file UIDs of its own (pixel data untouched) and return it as stored.
+
+    ``modality``: given to a file that has none.
+    """
     dataset = pydicom.dcmread(TEST_FILES / name)
     dataset.PatientID = patient
+    if modality and not dataset.get("Modality"):
+        dataset.Modality = modality
     dataset.StudyInstanceUID, dataset.SeriesInstanceUID = generate_uid(), generate_uid()
     dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     buffer = io.BytesIO()
