@@ -6,16 +6,15 @@ it makes goes to the app's own origin, and the example query runs on the seeded 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from werkzeug.serving import make_server
 
 from schema.graphiql import missing_assets
+from tests.served import served_over_http
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling Google's hosts, which a
@@ -41,14 +40,8 @@ def live_url(app: Flask) -> Iterator[str]:
     """Serve the app (on the embedded AWS) over real HTTP on a free port; yield its origin."""
     if missing_assets(Path(app.config["GRAPHIQL_NODE_MODULES"])):
         pytest.fail("GraphiQL's assets are missing: run `make test`, which runs `npm ci`")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="graphiql-app", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with served_over_http(app) as origin:
+        yield origin
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import io
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,11 +12,10 @@ import strawberry
 from flask import Flask
 from flask.testing import FlaskClient
 from graphql import get_introspection_query
-from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from schema import LIMITS, MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKENS
-from web.logs import QuietRequestHandler
+from tests.served import served_over_http
 
 MIB = 1024 * 1024
 ROUTES = ["/graphql", "/upload-json-to-s3"]
@@ -69,12 +67,8 @@ def test_an_endless_chunked_body_is_refused_after_one_mib(app: Flask, route: str
 @pytest.fixture(scope="module")
 def served(app: Flask) -> Iterator[int]:
     """The app on a real socket (Werkzeug's server, which de-chunks like gunicorn); its port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_port
-    server.shutdown()
-    thread.join(timeout=5)
+    with served_over_http(app) as origin:
+        yield int(origin.rpartition(":")[2])
 
 
 @pytest.mark.parametrize("route", ROUTES)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -15,9 +14,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
-from web.logs import ACCESS_LOGGER, QuietRequestHandler
+from tests.served import served_over_http
+from web.logs import ACCESS_LOGGER
 
 # Values no other part of a log line could hold by chance (a date that is no timestamp).
 PHI = {
@@ -146,11 +145,7 @@ def test_refusals_are_logged_too(client: FlaskClient, caplog: pytest.LogCaptureF
 
 def test_the_dev_server_logs_no_urls(app: Flask, debug_logs: pytest.LogCaptureFixture) -> None:
     # `make run` serves with Werkzeug, whose own access line prints the URL, query string and all.
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_port}"
+    with served_over_http(app) as base:
         for path in (
             f"/dicom-metadata?s3_path=s3://data-apps-ex/dicom/{PHI['patient_id']}.dcm",
             "/graphql?"
@@ -160,8 +155,5 @@ def test_the_dev_server_logs_no_urls(app: Flask, debug_logs: pytest.LogCaptureFi
         ):
             with contextlib.suppress(urllib.error.HTTPError):
                 urllib.request.urlopen(base + path.replace(" ", "%20"), timeout=10)
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
     assert access_lines(debug_logs)
     assert_no_phi(debug_logs.text)

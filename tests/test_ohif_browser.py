@@ -8,7 +8,6 @@ Chromium or the unpacked viewer is absent. Screenshots go to ``test-output/``.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, sync_playwright
-from werkzeug.serving import make_server
 
 from config import S3_BUCKET_NAME
 from local.ohif import DIST, serve
 from tests.resolvers.dicomweb.test_dicomweb import body, wait_for
 from tests.resolvers.dicomweb.test_retrieve import Stored, store
+from tests.served import served_over_http
 from tests.test_graphiql_browser import CHROMIUM, CHROMIUM_ARGS
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
@@ -43,14 +42,12 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def viewer(app: Flask) -> Iterator[str]:
     """The app over HTTP, and OHIF in front of it; yield OHIF's origin."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    ohif = serve(f"http://127.0.0.1:{server.server_port}", 0)
-    try:
-        yield f"http://127.0.0.1:{ohif.server_address[1]}"
-    finally:
-        ohif.shutdown()
-        server.shutdown()
+    with served_over_http(app) as origin:
+        ohif = serve(origin, 0)
+        try:
+            yield f"http://127.0.0.1:{ohif.server_address[1]}"
+        finally:
+            ohif.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,11 +10,8 @@ from dicomweb_client.api import DICOMwebClient
 from flask import Flask
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from werkzeug.serving import make_server
 
-from app import create_app
 from config import S3_BUCKET_NAME
-from local.server import LocalAWS
 from tests.resolvers.dicomweb.test_dicomweb import (
     MODALITIES,
     PATIENT_NAME,
@@ -29,25 +25,6 @@ from tests.resolvers.dicomweb.test_dicomweb import (
     put_archive,
     values,
 )
-from web.logs import QuietRequestHandler
-
-KEY = "dicomweb-client-key"
-
-
-@pytest.fixture(scope="module")
-def served(local_aws: LocalAWS) -> Iterator[str]:
-    """The app on a real HTTP server, with an API key as a deployment has; its /dicomweb URL."""
-    app = create_app(
-        {"AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_CREDENTIALS": local_aws.credentials, "API_KEYS": [KEY]}
-    )
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/dicomweb"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +34,6 @@ def archive(app: Flask, s3: Any) -> Iterator[Archive]:
     yield made
     for key in made.keys:
         s3.delete_object(Bucket=S3_BUCKET_NAME, Key=key)
-
-
-@pytest.fixture
-def dicomweb(served: str) -> DICOMwebClient:
-    return DICOMwebClient(url=served, headers={"Authorization": f"Bearer {KEY}"})
 
 
 def test_search_for_studies_as_ohif_asks(dicomweb: DICOMwebClient, archive: Archive) -> None:
