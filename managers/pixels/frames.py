@@ -36,8 +36,12 @@ from managers.pixels.layout import (
 )
 from metadata import parse_s3_path
 
-# Layouts kept per reader (an app): a few hundred bytes each, more for many-frame files.
-CACHE_SIZE = 4096
+# Memory the layouts kept per reader (an app) may take. A layout costs about
+# ``BYTES_PER_PART`` per byte range (one per frame, or per fragment of a frame of several):
+# a single-frame instance a few hundred bytes, a 100,000-frame file about 24 MB. The budget
+# holds some 250,000 single-frame instances' layouts, or two of the largest files'.
+CACHE_BYTES = 64 * 1024 * 1024
+BYTES_PER_PART = 256  # measured with tracemalloc (tests/managers/pixels/test_frames.py)
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
 _PIXEL_DATA_TAG_BIG = b"\x7f\xe0\x00\x10"
 
@@ -53,15 +57,26 @@ class Frames:
     def count(self) -> int:
         return len(self.layout.frames)
 
+    @property
+    def weight(self) -> int:
+        """About the bytes this layout takes in memory."""
+        return BYTES_PER_PART * (1 + sum(len(span.parts) for span in self.layout.frames))
+
 
 class FrameReader:
     """Reads frames through one S3 client, keeping each file version's layout (built once per app)."""
 
-    def __init__(self, client: Any, cache_size: int = CACHE_SIZE) -> None:
+    def __init__(self, client: Any, cache_bytes: int = CACHE_BYTES) -> None:
         self.client = client
         self._cache: OrderedDict[tuple[str, str], Frames] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
+        self._cached_bytes = 0
         self._lock = threading.Lock()
+
+    @property
+    def cached_bytes(self) -> int:
+        """About the bytes the layouts kept take (never more than the budget)."""
+        return self._cached_bytes
 
     def frames(self, s3_path: str, etag: str | None = None) -> Frames:
         """Return the layout of the file at ``s3_path``, learning it on first use.
@@ -118,11 +133,21 @@ class FrameReader:
             else:
                 layout = encapsulated_layout(header, cached_fetch, reader.size)
         learned = Frames(fetch.etag or "", layout)
-        with self._lock:
-            self._cache[(s3_path, learned.etag)] = learned
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._keep((s3_path, learned.etag), learned)
         return learned
+
+    def _keep(self, key: tuple[str, str], learned: Frames) -> None:
+        """Cache a layout, dropping the least recently used ones beyond the byte budget."""
+        if learned.weight > self._cache_bytes:
+            return  # larger than the whole budget: learned again when asked for again
+        with self._lock:
+            replaced = self._cache.pop(key, None)
+            self._cached_bytes -= replaced.weight if replaced is not None else 0
+            self._cache[key] = learned
+            self._cached_bytes += learned.weight
+            while self._cached_bytes > self._cache_bytes:
+                _, dropped = self._cache.popitem(last=False)
+                self._cached_bytes -= dropped.weight
 
 
 class VersionFetch:

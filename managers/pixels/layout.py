@@ -38,7 +38,7 @@ _SEQUENCE_DELIMITER = 0xE0DDFFFE
 _UNDEFINED = 0xFFFFFFFF
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Span:
     """One frame's bytes: ``parts`` are (offset, length) ranges of the object, in order.
 
