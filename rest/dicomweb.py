@@ -13,6 +13,7 @@ series search, which a 204 leaves empty (``null`` in a browser).
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Iterator
@@ -175,7 +176,9 @@ def _multipart(parts: list[pixels.Part]) -> Response:
     """Stream ``parts`` as one multipart/related answer (RFC 2387), each part as it is read.
 
     A part whose bytes turn out to be gone (a file deleted since it was indexed) is left out
-    rather than sent empty.
+    rather than sent empty. The first part's first bytes are read before the status is sent,
+    so a request whose first frame cannot be read or decoded gets its error status; a later
+    failure can only cut the answer short.
     """
     boundary = uuid.uuid4().hex
     part_type = parts[0].content_type.split(";")[0] if parts else pixels.INSTANCE_MEDIA_TYPE
@@ -191,8 +194,10 @@ def _multipart(parts: list[pixels.Part]) -> Response:
             yield b"\r\n"
         yield f"--{boundary}--\r\n".encode("ascii")
 
+    stream = body()
+    first = next(stream)
     content_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
-    return Response(body(), content_type=content_type, direct_passthrough=True)
+    return Response(itertools.chain([first], stream), content_type=content_type, direct_passthrough=True)
 
 
 def _dicom_json(body: str, warnings: tuple[str, ...]) -> Response:

@@ -5,8 +5,9 @@ An Accept value is a list of media ranges, each with parameters; WADO-RS asks fo
 ``application/octet-stream`` for frames) and optionally a ``transfer-syntax``: ``*`` takes what
 is stored, a UID asks for that syntax, none means the media type's default (Explicit VR
 Little Endian for frames, PS3.18 8.7.3.5.2). OHIF sends the parameters quoted; both forms are
-read. Only syntaxes served without transcoding are offered: the stored one, and Explicit VR
-Little Endian for native pixel data.
+read. Frames are offered in their stored syntax, and in Explicit VR Little Endian: native
+pixel data as stored, compressed frames decoded where a decoder here reads them. Files are
+served as stored only.
 """
 
 from __future__ import annotations
@@ -85,21 +86,30 @@ def instance_syntax(accept: str | None) -> str | None:
     raise NotAcceptable('instances are served as multipart/related; type="application/dicom"')
 
 
-def frame_syntax(accept: str | None, stored: str, native: bool) -> str:
-    """Return the syntax to label frames with, else raise ``NotAcceptable``.
+def frame_syntax(accept: str | None, stored: str, native: bool, decodable: bool) -> tuple[str, bool]:
+    """Return the syntax to label frames with and whether they must be decoded to it.
 
     Native frames are served as Explicit VR Little Endian (the stored bytes, big endian
-    swapped); encapsulated ones as stored, for ``*`` or their own syntax only.
+    swapped). Encapsulated ones are served as stored for ``*`` or their own syntax, and
+    decoded for Explicit VR Little Endian (the media type's default) when ``decodable``;
+    the first range that can be served wins.
+
+    Raises
+    ------
+    NotAcceptable
+        When no range of ``accept`` can be served.
     """
     for accepted in media_ranges(accept):
         if not _takes(accepted, "application/octet-stream"):
             continue
         wanted = accepted.transfer_syntax or EXPLICIT_VR_LITTLE_ENDIAN
         if native and wanted in ("*", EXPLICIT_VR_LITTLE_ENDIAN):
-            return EXPLICIT_VR_LITTLE_ENDIAN
+            return EXPLICIT_VR_LITTLE_ENDIAN, False
         if not native and wanted in ("*", stored):
-            return stored
+            return stored, False
+        if not native and decodable and wanted == EXPLICIT_VR_LITTLE_ENDIAN:
+            return EXPLICIT_VR_LITTLE_ENDIAN, True
     raise NotAcceptable(
-        "these frames are served as stored: ask for "
+        "these frames are served as stored or, where they can be decoded here, as Explicit VR Little Endian: ask for "
         'multipart/related; type="application/octet-stream"; transfer-syntax=* (or the file\'s own syntax)'
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from errors import InvalidArgument, NotAcceptable, NotFound
 from managers.bundle import Managers
+from managers.pixels.decode import Decoder, can_decode
 from managers.pixels.render import DEFAULT_QUALITY, MAX_OUTPUT_SIDE, THUMBNAIL_SIDE, Rendering, render
 
 __all__ = [
@@ -82,11 +83,18 @@ def instance_frames(
     frames = managers.frames.frames(instance.s3_path, instance.etag)
     if max(numbers) > frames.count:
         raise InvalidArgument(f"the instance has {frames.count} frame(s)")
-    syntax = frame_syntax(accept, frames.layout.transfer_syntax, native=not frames.layout.encapsulated)
+    layout = frames.layout
+    syntax, decoded = frame_syntax(
+        accept, layout.transfer_syntax, native=not layout.encapsulated, decodable=can_decode(layout.transfer_syntax)
+    )
     content_type = f"{FRAME_MEDIA_TYPE}; transfer-syntax={syntax}"
+    decoder = Decoder(managers.frames, instance.s3_path, frames) if decoded else None
 
     def frame(number: int) -> Iterator[bytes]:
-        yield managers.frames.read(instance.s3_path, frames, number)
+        if decoder is None:
+            yield managers.frames.read(instance.s3_path, frames, number)
+        else:
+            yield decoder.native(number)
 
     return [Part(content_type, frame(number)) for number in numbers]
 

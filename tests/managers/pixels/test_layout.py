@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from errors import NotDicom
+from managers.pixels.decode import codestream_size
 from managers.pixels.layout import MAX_FRAGMENTS, PixelHeader, encapsulated_layout, native_layout
-from managers.pixels.render import _codestream_size
 
 ITEM = b"\xfe\xff\x00\xe0"
 DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
@@ -80,7 +80,7 @@ def test_native_pixel_data_shorter_than_its_frames_is_refused() -> None:
 
 def test_a_codestream_s_declared_size_is_read_before_decoding() -> None:
     siz = b"\xff\x4f\xff\x51" + b"\x00" * 4 + struct.pack(">4L", 65535, 65535, 0, 0)
-    assert _codestream_size(siz) == (65535, 65535)
+    assert codestream_size(siz) == (65535, 65535)
     sof = b"\xff\xd8" + b"\xff\xc0" + struct.pack(">HBHH", 11, 8, 300, 400) + b"\x01\x01\x11\x00"
-    assert _codestream_size(sof) == (400, 300)
-    assert _codestream_size(b"not a codestream") is None
+    assert codestream_size(sof) == (400, 300)
+    assert codestream_size(b"not a codestream") is None

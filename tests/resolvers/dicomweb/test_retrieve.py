@@ -35,10 +35,12 @@ FILES = [
     "MR_small_bigendian.dcm",  # Explicit VR Big Endian, 16-bit: swapped
     "rtdose.dcm",  # Implicit VR, 32-bit, 15 frames
     "SC_rgb_small_odd.dcm",  # RGB, 8-bit, odd size
+    "examples_palette.dcm",  # PALETTE COLOR, 8-bit
     "SC_rgb_rle_2frame.dcm",  # RLE, 2 frames
     "MR_small_RLE.dcm",  # RLE, 16-bit
     "SC_jpeg_no_color_transform.dcm",  # JPEG baseline
-    "JPEG-lossy.dcm",  # JPEG extended
+    "JPEG-lossy.dcm",  # JPEG extended, 12-bit, which pylibjpeg cannot decode (a misplaced marker)
+    "JPGExtended.dcm",  # JPEG extended, 12-bit
     "SC_rgb_jpeg_gdcm.dcm",  # JPEG lossless
     "MR_small_jpeg_ls_lossless.dcm",  # JPEG-LS lossless
     "JPEGLSNearLossless_08.dcm",  # JPEG-LS near-lossless
@@ -158,16 +160,84 @@ def test_frames_asked_in_any_order_come_in_that_order(dicomweb: DICOMwebClient, 
     assert frames == [item.frames[14], item.frames[0], item.frames[6], item.frames[0]]
 
 
-def test_the_default_syntax_serves_native_frames_and_refuses_compressed_ones(
-    dicomweb: DICOMwebClient, stored: dict[str, Stored]
-) -> None:
+UNDECODABLE = "JPEG-lossy.dcm"
+COMPRESSED = [
+    name
+    for name in FILES
+    if name != UNDECODABLE and pydicom.dcmread(TEST_FILES / name).file_meta.TransferSyntaxUID not in NATIVE
+]
+
+
+def decoded_frames(item: Stored) -> list[bytes]:
+    """Each frame as pydicom decodes it (colour as RGB), as little-endian samples."""
+    pixels = pydicom.dcmread(io.BytesIO(item.data)).pixel_array
+    frames = pixels if len(item.frames) > 1 else pixels[np.newaxis]
+    return [frame.astype(frame.dtype.newbyteorder("<")).tobytes() for frame in frames]
+
+
+def test_the_default_syntax_serves_native_frames_as_stored(dicomweb: DICOMwebClient, stored: dict[str, Stored]) -> None:
     native = stored["MR_small_bigendian.dcm"]
     assert dicomweb.retrieve_instance_frames(native.study, native.series, native.sop, [1]) == native.frames
-    jpeg = stored["JPEG2000.dcm"]
-    with pytest.raises(requests.HTTPError) as refused:
-        dicomweb.retrieve_instance_frames(jpeg.study, jpeg.series, jpeg.sop, [1])
-    assert refused.value.response.status_code == 406
-    assert refused.value.response.json()["error"]["code"] == "NOT_ACCEPTABLE"
+
+
+@pytest.mark.parametrize("name", COMPRESSED)
+def test_the_default_syntax_decodes_compressed_frames(
+    dicomweb: DICOMwebClient, client: FlaskClient, stored: dict[str, Stored], name: str
+) -> None:
+    # dicomweb-client's default asks for Explicit VR Little Endian: the frames are decoded.
+    item = stored[name]
+    numbers = list(range(1, len(item.frames) + 1))
+    assert dicomweb.retrieve_instance_frames(item.study, item.series, item.sop, numbers) == decoded_frames(item)
+    answer = client.get(frames_url(item, "1"), headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    assert b"Content-Type: application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1\r\n" in answer.data
+
+
+def test_a_frame_that_cannot_be_decoded_is_a_4xx_with_a_code(client: FlaskClient, stored: dict[str, Stored]) -> None:
+    item = stored[UNDECODABLE]
+    answer = client.get(frames_url(item, "1"), headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    assert (answer.status_code, body(answer)["error"]["code"]) == (422, "NOT_DICOM")
+    assert client.get(frames_url(item, "1"), headers={"Accept": OHIF_ACCEPT}).data.count(item.frames[0]) == 1
+
+
+def test_frames_no_decoder_reads_are_served_as_stored_only(
+    dicomweb: DICOMwebClient, client: FlaskClient, s3: Any, stored: dict[str, Stored]
+) -> None:
+    # GIVEN a file whose frames are MPEG-4 (relabelled JPEG fragments: no decoder here reads it)
+    dataset = pydicom.dcmread(TEST_FILES / "SC_jpeg_no_color_transform.dcm")
+    dataset.file_meta.TransferSyntaxUID = MPEG4
+    dataset.PatientID = f"MPEG-{uuid.uuid4().hex[:8]}"
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    buffer = io.BytesIO()
+    dataset.save_as(buffer)
+    key = f"dicom/retrieve-tests/{dataset.SOPInstanceUID}.dcm"
+    s3.put_object(Bucket=S3_BUCKET_NAME, Key=key, Body=buffer.getvalue())
+    try:
+        item = Stored(
+            "mpeg",
+            str(dataset.StudyInstanceUID),
+            str(dataset.SeriesInstanceUID),
+            str(dataset.SOPInstanceUID),
+            MPEG4,
+            b"",
+            [],
+        )
+        url = frames_url(item, "1")
+        assert wait_for(lambda: client.get(url, headers={"Accept": OHIF_ACCEPT}).status_code == 200)
+        # WHEN its frame is asked for decoded, THEN 406; as stored, THEN the fragment's bytes
+        with pytest.raises(requests.HTTPError) as refused:
+            dicomweb.retrieve_instance_frames(item.study, item.series, item.sop, [1])
+        assert refused.value.response.status_code == 406
+        assert refused.value.response.json()["error"]["code"] == "NOT_ACCEPTABLE"
+        (frame,) = dicomweb.retrieve_instance_frames(item.study, item.series, item.sop, [1], media_types=ANY_SYNTAX)
+        assert frame == stored["SC_jpeg_no_color_transform.dcm"].frames[0]
+        # and its rendered image is a 4xx with a code, never a 500
+        rendered = client.get(url + "/rendered")
+        assert (rendered.status_code, body(rendered)["error"]["code"]) == (406, "NOT_ACCEPTABLE")
+    finally:
+        s3.delete_object(Bucket=S3_BUCKET_NAME, Key=key)
+
+
+MPEG4 = "1.2.840.10008.1.2.4.102"
 
 
 def frames_url(item: Stored, frames: str) -> str:
@@ -279,7 +349,9 @@ RENDERED = [
     "SC_rgb_small_odd.dcm",
     "SC_rgb_rle_2frame.dcm",
     "MR_small_RLE.dcm",
+    "examples_palette.dcm",
     "SC_jpeg_no_color_transform.dcm",
+    "JPGExtended.dcm",
     "SC_rgb_jpeg_gdcm.dcm",
     "MR_small_jpeg_ls_lossless.dcm",
     "JPEGLSNearLossless_08.dcm",
