@@ -20,7 +20,7 @@ from dicomweb_client.api import DICOMwebClient
 from flask import Flask
 from flask.testing import FlaskClient
 from pydicom.encaps import generate_frames
-from pydicom.uid import generate_uid
+from pydicom.uid import UID, generate_uid
 
 from app import create_app
 from config import S3_BUCKET_NAME
@@ -237,7 +237,7 @@ def test_frames_no_decoder_reads_are_served_as_stored_only(
         s3.delete_object(Bucket=S3_BUCKET_NAME, Key=key)
 
 
-MPEG4 = "1.2.840.10008.1.2.4.102"
+MPEG4 = UID("1.2.840.10008.1.2.4.102")
 
 
 def frames_url(item: Stored, frames: str) -> str:
