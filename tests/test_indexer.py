@@ -25,7 +25,7 @@ from local.events import INDEXER_FILE, LambdaContext, load_handler_module
 from local.process import ROOT
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS
-from managers.dicom.header_record import VersionedFetch
+from managers.aws.objects import VersionedFetch
 from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
 from managers.store.search import SearchFilter

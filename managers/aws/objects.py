@@ -91,6 +91,28 @@ def read_range(client: Any, bucket: str, key: str, start: int, length: int, if_m
     return RangeRead(data, total, str(response.get("ETag", "")), modified.isoformat() if modified else "")
 
 
+class VersionedFetch:
+    """``RangedReader``'s fetch over a boto3 S3 client, tied to one version of the object.
+
+    Every read is made ``IfMatch`` the ETag given, or else the one the first read found, so a
+    header or a value is never stitched together from two versions of an overwritten object.
+    """
+
+    def __init__(self, client: Any, bucket: str, key: str, etag: str | None = None) -> None:
+        self.client, self.bucket, self.key = client, bucket, key
+        self.etag = etag
+        self.last_modified = ""
+
+    def __call__(self, start: int, length: int) -> tuple[bytes, int]:
+        try:
+            read = read_range(self.client, self.bucket, self.key, start, length, self.etag)
+        except NotFound as exc:
+            raise NotFound("the object is gone") from exc  # the message holds no key: it may be logged
+        if not self.etag:
+            self.etag, self.last_modified = read.etag, read.last_modified
+        return read.data, read.total
+
+
 class ObjectReader:
     """Reads whole objects through one S3 client (boto3 clients are thread-safe)."""
 

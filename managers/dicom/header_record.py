@@ -13,8 +13,8 @@ from typing import IO, Any, cast
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from errors import NotDicom, NotFound
-from managers.aws.objects import read_range
+from errors import NotDicom
+from managers.aws.objects import VersionedFetch
 from managers.dicom.attributes import NUMBER_ATTRIBUTES, TEXT_ATTRIBUTES, UID_ATTRIBUTES
 from managers.dicom.header import fields_of, read_header, text_of
 from managers.dicom.ranged import FIRST_REQUEST, RangedReader
@@ -35,28 +35,6 @@ class HeaderRecord:
     fields: dict[str, str | None]
     texts: dict[str, str] = field(default_factory=dict)
     numbers: dict[str, int] = field(default_factory=dict)
-
-
-class VersionedFetch:
-    """``RangedReader``'s fetch over a boto3 S3 client that keeps the object's ETag.
-
-    Every read after the first is made ``IfMatch`` that ETag, so a header is never stitched
-    together from two versions of an overwritten object.
-    """
-
-    def __init__(self, client: Any, bucket: str, key: str) -> None:
-        self.client, self.bucket, self.key = client, bucket, key
-        self.etag: str | None = None
-        self.last_modified = ""
-
-    def __call__(self, start: int, length: int) -> tuple[bytes, int]:
-        try:
-            read = read_range(self.client, self.bucket, self.key, start, length, self.etag)
-        except NotFound as exc:
-            raise NotFound("the object is gone") from exc  # the message holds no key: it may be logged
-        if self.etag is None:
-            self.etag, self.last_modified = read.etag, read.last_modified
-        return read.data, read.total
 
 
 def read_header_record(client: Any, bucket: str, key: str, s3_path: str) -> HeaderRecord:

@@ -22,9 +22,10 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
 from errors import NotAcceptable, NotDicom
+from managers.aws.objects import VersionedFetch
 from managers.dicom.header import read_header
 from managers.dicom.ranged import FIRST_REQUEST, RangedReader
-from managers.pixels.frames import FrameReader, Frames, VersionFetch
+from managers.pixels.frames import FrameReader, Frames
 from managers.pixels.layout import EXPLICIT_VR_LITTLE_ENDIAN, NATIVE_SYNTAXES
 from metadata import parse_s3_path
 
@@ -119,7 +120,7 @@ class Decoder:
 def _image_attributes(reader: FrameReader, s3_path: str, etag: str) -> Dataset:
     """Return the header's image attributes (one bounded header read, of that version)."""
     bucket, key = parse_s3_path(s3_path)
-    with RangedReader(VersionFetch(reader.client, bucket, key, etag), FIRST_REQUEST) as stream:
+    with RangedReader(VersionedFetch(reader.client, bucket, key, etag), FIRST_REQUEST) as stream:
         header = read_header(cast(IO[bytes], stream))
         attributes = Dataset()
         for keyword in _PIXEL_ATTRIBUTES:

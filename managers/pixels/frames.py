@@ -21,7 +21,7 @@ from typing import IO, Any, cast
 from pydicom.dataset import Dataset
 
 from errors import NotAcceptable, NotDicom, NotFound
-from managers.aws.objects import ObjectChanged, read_range
+from managers.aws.objects import ObjectChanged, VersionedFetch, read_range
 from managers.dicom.header import read_header
 from managers.dicom.ranged import FIRST_REQUEST, RangedReader
 from managers.pixels.layout import (
@@ -121,7 +121,7 @@ class FrameReader:
 
     def _learn(self, s3_path: str, etag: str | None) -> Frames:
         bucket, key = parse_s3_path(s3_path)
-        fetch = VersionFetch(self.client, bucket, key, etag)
+        fetch = VersionedFetch(self.client, bucket, key, etag)
         with RangedReader(fetch, FIRST_REQUEST) as reader:
             if reader.size == 0:
                 raise NotDicom("the object is empty")
@@ -148,18 +148,6 @@ class FrameReader:
             while self._cached_bytes > self._cache_bytes:
                 _, dropped = self._cache.popitem(last=False)
                 self._cached_bytes -= dropped.weight
-
-
-class VersionFetch:
-    """``RangedReader``'s fetch tied to one version: ``IfMatch`` the ETag given or first seen."""
-
-    def __init__(self, client: Any, bucket: str, key: str, etag: str | None) -> None:
-        self.client, self.bucket, self.key, self.etag = client, bucket, key, etag
-
-    def __call__(self, start: int, length: int) -> tuple[bytes, int]:
-        read = read_range(self.client, self.bucket, self.key, start, length, self.etag)
-        self.etag = self.etag or read.etag
-        return read.data, read.total
 
 
 def _cached_read(reader: RangedReader, start: int, length: int) -> tuple[bytes, int]:
