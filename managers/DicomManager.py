@@ -9,10 +9,13 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from managers.aws.objects import VersionedFetch
+from managers.dicom.bulk import PIXEL_DATA, Bulk, chunks, locate, pixel_data_vr
 from managers.dicom.header import fields_of, read_header
 from managers.dicom.json_model import json_model, tag_of
 from managers.dicom.ranged import FIRST_REQUEST, RangedReader
 from managers.pixels.layout import IMPLICIT_VR_LITTLE_ENDIAN
+from metadata import parse_s3_path
 
 if TYPE_CHECKING:  # only a type here: the indexer function imports this module without requests
     from managers.S3Manager import S3Manager
@@ -55,8 +58,10 @@ class DicomManager:
         with self._open(file_path) as reader:
             return fields_of(read_header(reader))
 
-    def dicom_json(self, file_path: str, keywords: list[str] | None = None) -> dict[str, Any]:
-        """Return the header in the DICOM JSON model (PS3.18 Annex F), without bulk data.
+    def dicom_json(
+        self, file_path: str, keywords: list[str] | None = None, bulk_data_uri: str | None = None
+    ) -> dict[str, Any]:
+        """Return the header in the DICOM JSON model (PS3.18 Annex F).
 
         Parameters
         ----------
@@ -65,6 +70,9 @@ class DicomManager:
         keywords
             Attribute keywords (``"Rows"``) or 8-hex tags (``"00280010"``) to keep; all
             attributes when ``None``.
+        bulk_data_uri
+            Where the instance's bulk data is served (``…/bulkdata``): bulk values, Pixel Data
+            among them, are written as ``BulkDataURI`` under it. Without it they are left out.
 
         Raises
         ------
@@ -73,7 +81,37 @@ class DicomManager:
         """
         tags = None if keywords is None else [tag_of(keyword) for keyword in keywords]
         with self._open(file_path) as reader:
-            return json_model(read_header(reader), tags)
+            dataset = read_header(reader)
+            model = json_model(dataset, tags, bulk_data_uri)
+            if bulk_data_uri is not None and (tags is None or PIXEL_DATA in tags):
+                # Where the parse stopped: Pixel Data's element, if the file has one (bytes
+                # the last read usually holds already).
+                implicit, little = dataset.original_encoding
+                vr = pixel_data_vr(reader.read(12), bool(little), bool(implicit))
+                if vr is not None:
+                    model[f"{PIXEL_DATA:08X}"] = {"vr": vr, "BulkDataURI": f"{bulk_data_uri}/{PIXEL_DATA:08X}"}
+            return model
+
+    def bulk_value(self, file_path: str, path: tuple[int, ...]) -> Bulk:
+        """Return the bulk value at ``path`` of the header (``managers.dicom.bulk``), to stream.
+
+        The header is read once; the value's bytes are read when ``Bulk.chunks`` is iterated,
+        a chunk at a time, from the same version of the object.
+
+        Raises
+        ------
+        NotFound
+            When the object is gone or its header has no such value.
+        NotAcceptable
+            For a deflated file.
+        """
+        bucket, key = parse_s3_path(file_path)
+        fetch = VersionedFetch(self.s3.client, bucket, key)
+        with RangedReader(fetch, self.first_request) as reader:
+            dataset = read_header(reader)
+            value = locate(dataset, path)
+            size = reader.size
+        return Bulk(value.vr, chunks(fetch, value, size))
 
     def transfer_syntax(self, file_path: str) -> str:
         """Return the transfer syntax of the file at ``file_path`` (Implicit VR Little Endian

@@ -98,7 +98,7 @@ def _metadata(study: str, series: str | None = None, instance: str | None = None
     instances = retrieve.metadata_instances(bundle, study, series, instance)
     # Each header is written out as it arrives, so the answer holds JSON text, not parsed headers.
     parts: list[str] = []
-    for header in retrieve.read_headers(bundle, instances, current_request_id()):
+    for header in retrieve.read_headers(bundle, instances, _service_url(), current_request_id()):
         if header is not None:
             parts.append(json.dumps(header, separators=(",", ":")))
     skipped = len(instances) - len(parts)
@@ -129,6 +129,13 @@ def retrieve_frames(study: str, series: str, instance: str, frames: str) -> Resp
     """Return frames of one instance (WADO-RS retrieve), one ranged read each, in the order asked."""
     accept = request.headers.get("Accept")
     return _multipart(pixels.instance_frames(managers(), study, series, instance, frames, accept))
+
+
+@bp.get("/studies/<study>/series/<series>/instances/<instance>/bulkdata/<path:path>")
+def bulk_data(study: str, series: str, instance: str, path: str) -> Response:
+    """Return a bulk value of one instance, a BulkDataURI of its metadata, read by range."""
+    accept = request.headers.get("Accept")
+    return _multipart(pixels.bulk_data(managers(), study, series, instance, path, accept))
 
 
 @bp.get("/studies/<study>/series/<series>/instances/<instance>/rendered")
@@ -202,7 +209,12 @@ def _multipart(parts: list[pixels.Part]) -> Response:
 
 def _dicom_json(body: str, warnings: tuple[str, ...]) -> Response:
     response = Response(body, mimetype=DICOM_JSON)
-    service = request.root_url.rstrip("/") + (bp.url_prefix or "")
+    service = _service_url()
     for text in warnings:
         response.headers.add("Warning", f"299 {service}: {text}")
     return response
+
+
+def _service_url() -> str:
+    """This service's DICOMweb base URL, as the request reached it."""
+    return request.root_url.rstrip("/") + (bp.url_prefix or "")

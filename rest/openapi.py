@@ -262,6 +262,13 @@ _FRAMES = {
     "description": "1-based frame numbers, comma-separated, in the order to answer (at most 1000)",
     "schema": {"type": "string", "pattern": "^[0-9]{1,9}(,[0-9]{1,9}){0,999}$"},
 }
+_BULK_PATH = {
+    "name": "path",
+    "in": "path",
+    "required": True,
+    "description": "the value's tag, or tags and item indexes alternating (00880200/0/7FE00010), as BulkDataURI gives",
+    "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{8}(/[0-9]{1,6}/[0-9A-Fa-f]{8}){0,64}$"},
+}
 _RENDER_PARAMETERS = [
     query_parameter(
         "viewport",
@@ -347,6 +354,13 @@ DICOMWEB_PATHS: dict[str, dict[str, Any]] = {
         "get": wado_retrieve(
             "WADO-RS: frames of one instance, one ranged read each",
             [_STUDY, _SERIES, _INSTANCE, _FRAMES],
+            "application/octet-stream",
+        )
+    },
+    "/dicomweb/studies/{study}/series/{series}/instances/{instance}/bulkdata/{path}": {
+        "get": wado_retrieve(
+            "WADO-RS: a bulk value of one instance (a BulkDataURI of its metadata), read by range",
+            [_STUDY, _SERIES, _INSTANCE, _BULK_PATH],
             "application/octet-stream",
         )
     },

@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "build" / "ohif" / "package" / "dist"
 CONFIG_TEMPLATE = Path(__file__).resolve().parent / "app-config.js"
 # Headers passed on to the service, and back from it.
-_FORWARDED = ("Accept", "Range")
+# Host too, so the URLs the service writes into its answers (metadata's BulkDataURIs) name
+# this origin, through this proxy, rather than the API's own.
+_FORWARDED = ("Accept", "Range", "Host")
 _RETURNED = ("Content-Type", "Warning", "X-Request-ID")
 PROXY_TIMEOUT = (2.0, 60.0)
 

@@ -38,7 +38,7 @@ window.config = {
         thumbnailRendering: 'wadors',
         staticWado: false,
         singlepart: false,
-        bulkDataURI: { enabled: false },
+        bulkDataURI: { enabled: true }, // the metadata's BulkDataURIs are answered (…/bulkdata/…)
         omitQuotationForMultipartRequest: true,
       },
     },

@@ -26,8 +26,8 @@ from managers.dicom.header import check_depth
 
 log = logging.getLogger(__name__)
 
-# Binary values larger than this are bulk data, left out of the JSON model (PS3.18 F.2.7
-# would give them a BulkDataURI; we serve no bulk data, so they are omitted).
+# Binary values larger than this are bulk data: left out of the JSON model, or, in WADO-RS
+# metadata, written as a BulkDataURI the service answers (PS3.18 F.2.6).
 BULK_DATA_THRESHOLD = 1024
 _BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 # Any other value (a text such as UT, LT, UC: bulk text) longer than this is left out too, so
@@ -62,26 +62,48 @@ def tag_of(keyword: str) -> BaseTag:
     return Tag(tag)
 
 
-def json_model(dataset: Dataset, tags: list[BaseTag] | None = None) -> dict[str, Any]:
+def json_model(dataset: Dataset, tags: list[BaseTag] | None = None, bulk_data_uri: str | None = None) -> dict[str, Any]:
     """Return ``dataset`` (or only ``tags`` of it) as a DICOM JSON object (PS3.18 Annex F).
 
     Written as dcmtk's ``dcm2json`` writes it: group lengths left out, an empty value inside a
     multi-valued element ``null`` (F.2.5), person names without empty trailing components,
     text decoded with the file's Specific Character Set and so labelled UTF-8. Bulk data is
-    left out (we serve no BulkDataURI), and so is an element whose value cannot be converted
-    (a malformed IS, a NaN): one bad element does not cost the rest of the header.
+    left out, or, given ``bulk_data_uri`` (the instance's ``…/bulkdata``), written as a
+    ``BulkDataURI`` of ``bulk_data_uri/<path>`` (``managers.dicom.bulk.path_text``). An
+    element whose value cannot be converted (a malformed IS, a NaN) is left out: one bad
+    element does not cost the rest of the header.
     """
     try:
         # Bounded before the recursive conversion below walks it.
         check_depth(dataset, convert=True)
-        return _labelled_utf8(_json_object(dataset, None if tags is None else set(tags)))
+        wanted = None if tags is None else set(tags)
+        return _labelled_utf8(_json_object(dataset, wanted, _BulkURIs(bulk_data_uri)))
     except DicomMetaError:
         raise
     except Exception as exc:  # whatever malformed structure makes pydicom raise is not DICOM we can serve
         raise NotDicom(f"the DICOM header cannot be converted ({type(exc).__name__})") from exc
 
 
-def _json_object(dataset: Dataset, wanted: set[BaseTag] | None) -> dict[str, Any]:
+class _BulkURIs:
+    """Where the bulk values of one instance are served; ``None``: bulk data is left out."""
+
+    def __init__(self, base: str | None, path: tuple[int, ...] = ()) -> None:
+        self.base, self.path = base, path
+
+    def uri(self, tag: int) -> str | None:
+        return None if self.base is None else f"{self.base}/{path_text((*self.path, tag))}"
+
+    def inside(self, tag: int, index: int) -> _BulkURIs:
+        return _BulkURIs(self.base, (*self.path, tag, index))
+
+
+def path_text(path: tuple[int, ...]) -> str:
+    """Return a bulk value's path as the bulkdata route takes it: tags and item indexes
+    alternating, ``00880200/0/7FE00010`` for the pixel data of an icon's first item."""
+    return "/".join(f"{part:08X}" if n % 2 == 0 else str(part) for n, part in enumerate(path))
+
+
+def _json_object(dataset: Dataset, wanted: set[BaseTag] | None, bulk: _BulkURIs) -> dict[str, Any]:
     """Return the elements of a dataset or sequence item (those ``wanted``, or all)."""
     model: dict[str, Any] = {}
     for tag in dataset.keys():  # noqa: SIM118 - iterating a Dataset converts every element; keys() does not
@@ -89,10 +111,14 @@ def _json_object(dataset: Dataset, wanted: set[BaseTag] | None) -> dict[str, Any
         if (wanted is not None and tag not in wanted) or tag.element == 0:
             continue
         # Checked on the raw element, so a deferred large value is never read.
-        if _is_bulk(dataset.get_item(tag, keep_deferred=True)):
+        raw = dataset.get_item(tag, keep_deferred=True)
+        if _is_bulk(raw):
+            uri = bulk.uri(tag)
+            if uri is not None:
+                model[f"{tag:08X}"] = {"vr": _vr(raw), "BulkDataURI": uri}
             continue
         try:
-            element = _json_element(dataset[tag])  # converted, hence decoded with the character set
+            element = _json_element(dataset[tag], bulk)  # converted, hence decoded with the character set
         except _CONVERSION_ERRORS as exc:
             # Neither the tag nor the value is logged: both come from the file.
             log.debug("left an element that cannot be converted out of the JSON model (%s)", type(exc).__name__)
@@ -101,11 +127,11 @@ def _json_object(dataset: Dataset, wanted: set[BaseTag] | None) -> dict[str, Any
     return model
 
 
-def _json_element(element: DataElement) -> dict[str, Any]:
+def _json_element(element: DataElement, bulk: _BulkURIs) -> dict[str, Any]:
     """Return one element in the JSON model, or raise one of ``_CONVERSION_ERRORS``."""
     vr = str(element.VR)
     if vr == "SQ":
-        items = [_json_object(item, None) for item in element.value or []]
+        items = [_json_object(item, None, bulk.inside(element.tag, n)) for n, item in enumerate(element.value or [])]
         return {"vr": vr, "Value": items} if items else {"vr": vr}
     if vr in _BULK_VRS:
         data = element.value or b""
@@ -206,6 +232,14 @@ def _labelled_utf8(model: dict[str, Any]) -> dict[str, Any]:
     if charset is None or charset.get("Value") in (["ISO_IR 6"], ["ISO_IR 192"]):
         return model
     return {**model, _CHARSET_TAG: {"vr": "CS", "Value": ["ISO_IR 192"]}}
+
+
+def _vr(element: Any) -> str:
+    """An element's VR; for implicit VR, the dictionary's (the first of an ambiguous one), else UN."""
+    vr = element.VR
+    if vr is None and element.tag in DicomDictionary:
+        vr = dictionary_VR(element.tag)
+    return str(vr or "UN").split(" or ")[0]
 
 
 def _is_bulk(element: Any) -> bool:

@@ -14,6 +14,7 @@ import array
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any, cast
@@ -42,6 +43,8 @@ from metadata import parse_s3_path
 # holds some 250,000 single-frame instances' layouts, or two of the largest files'.
 CACHE_BYTES = 64 * 1024 * 1024
 BYTES_PER_PART = 256  # measured with tracemalloc (tests/managers/pixels/test_frames.py)
+# Bytes one ranged GET of a whole pixel data value reads, and what the API holds at once.
+STREAM_CHUNK = 1024 * 1024
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
 _PIXEL_DATA_TAG_BIG = b"\x7f\xe0\x00\x10"
 
@@ -118,6 +121,21 @@ class FrameReader:
             raise NotDicom("the object ends inside a frame")
         frame = span.extract(data)
         return _little_endian(frame, frames.layout.swap_width)
+
+    def native_pixel_data(self, s3_path: str, frames: Frames) -> Iterator[bytes]:
+        """Yield a native file's pixel data, every frame, little endian, ``STREAM_CHUNK`` at a time.
+
+        Raises
+        ------
+        ObjectChanged
+            When the object was overwritten since ``frames`` was learned.
+        """
+        bucket, key = parse_s3_path(s3_path)
+        start, end = frames.layout.frames[0].start, frames.layout.frames[-1].end
+        # A chunk is a whole number of samples of any width (1 to 8 bytes): none is split.
+        for offset in range(start, end, STREAM_CHUNK):
+            data = read_range(self.client, bucket, key, offset, min(STREAM_CHUNK, end - offset), frames.etag).data
+            yield _little_endian(data, frames.layout.swap_width)
 
     def _learn(self, s3_path: str, etag: str | None) -> Frames:
         bucket, key = parse_s3_path(s3_path)

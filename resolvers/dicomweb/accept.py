@@ -113,3 +113,12 @@ def frame_syntax(accept: str | None, stored: str, native: bool, decodable: bool)
         "these frames are served as stored or, where they can be decoded here, as Explicit VR Little Endian: ask for "
         'multipart/related; type="application/octet-stream"; transfer-syntax=* (or the file\'s own syntax)'
     )
+
+
+def bulk_syntax(accept: str | None, served: str) -> None:
+    """Check that ``accept`` takes bulk data parts (``application/octet-stream``) in the syntax
+    they are served in (``*`` or none: as served), else raise ``NotAcceptable``."""
+    for accepted in media_ranges(accept):
+        if _takes(accepted, "application/octet-stream") and accepted.transfer_syntax in (None, "*", served):
+            return
+    raise NotAcceptable('bulk data is served as multipart/related; type="application/octet-stream", as stored')

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 
 from errors import InvalidArgument, NotAcceptable, NotFound
 from managers.bundle import Managers
+from managers.dicom.bulk import PIXEL_DATA, parse_path
 from managers.pixels.decode import Decoder, can_decode
 from managers.pixels.render import DEFAULT_QUALITY, MAX_OUTPUT_SIDE, THUMBNAIL_SIDE, Rendering, render
 
 __all__ = [
     "Part",
     "Rendering",
+    "bulk_data",
     "frame_numbers",
     "instance_files",
     "instance_frames",
@@ -30,7 +32,13 @@ __all__ = [
 ]
 from managers.store.study_records import InstanceRecord, SeriesRecord
 from resolvers.arguments import checked_uid, whole_number
-from resolvers.dicomweb.accept import frame_syntax, instance_syntax, media_ranges
+from resolvers.dicomweb.accept import (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    bulk_syntax,
+    frame_syntax,
+    instance_syntax,
+    media_ranges,
+)
 from resolvers.dicomweb.retrieve import metadata_instances
 
 # Frame numbers one request may list: a whole CT series' worth, not a million.
@@ -130,6 +138,47 @@ def _file(managers: Managers, instance: InstanceRecord) -> Iterator[bytes]:
         yield from managers.s3.stream(instance.s3_path)
     except NotFound:
         return
+
+
+def bulk_data(managers: Managers, study: str, series: str, sop: str, path: str, accept: str | None) -> list[Part]:
+    """Return the parts answering ``…/instances/{sop}/bulkdata/{path}``: a BulkDataURI of the
+    instance's metadata (PS3.18 F.2.6).
+
+    Pixel Data comes as the frames do: a native file's in one part (every frame, little
+    endian), an encapsulated one's one part per frame as stored. Any other value is one part,
+    the bytes as stored.
+
+    Raises
+    ------
+    InvalidArgument
+        For a malformed path.
+    NotFound
+        For unknown UIDs, or a header without that value.
+    NotAcceptable
+        When ``accept`` takes no ``application/octet-stream`` parts as served.
+    """
+    tags = parse_path(path)
+    (instance,) = metadata_instances(managers, study, series, sop)
+    if tags == (PIXEL_DATA,):
+        return _pixel_data(managers, instance, accept)
+    bulk_syntax(accept, "*")
+    value = managers.dicom.bulk_value(instance.s3_path, tags)
+    return [Part(FRAME_MEDIA_TYPE, value.chunks)]
+
+
+def _pixel_data(managers: Managers, instance: InstanceRecord, accept: str | None) -> list[Part]:
+    frames = managers.frames.frames(instance.s3_path, instance.etag)
+    layout = frames.layout
+    served = layout.transfer_syntax if layout.encapsulated else EXPLICIT_VR_LITTLE_ENDIAN
+    bulk_syntax(accept, served)
+    content_type = f"{FRAME_MEDIA_TYPE}; transfer-syntax={served}"
+    if not layout.encapsulated:
+        return [Part(content_type, managers.frames.native_pixel_data(instance.s3_path, frames))]
+
+    def frame(number: int) -> Iterator[bytes]:
+        yield managers.frames.read(instance.s3_path, frames, number)
+
+    return [Part(content_type, frame(number)) for number in range(1, frames.count + 1)]
 
 
 RENDERED_TYPES = ("image/jpeg", "image/png")

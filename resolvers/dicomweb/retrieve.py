@@ -13,6 +13,7 @@ from managers.store.study_index import StudyIndex
 from managers.store.study_records import InstanceRecord
 from resolvers.arguments import checked_uid
 from resolvers.dicomweb.search import Budget, instance_order, instances_of
+from resolvers.urls import instance_url
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,13 @@ def _all_instances(index: StudyIndex, series_uids: list[str]) -> list[InstanceRe
     return instances
 
 
-def read_headers(managers: Managers, instances: Sequence[InstanceRecord], request_id: str = "") -> Iterator[Any]:
+def read_headers(
+    managers: Managers, instances: Sequence[InstanceRecord], service_url: str, request_id: str = ""
+) -> Iterator[Any]:
     """Yield each instance's header in the DICOM JSON model, or ``None`` for one that cannot be read.
+
+    Bulk values (Pixel Data among them) are written as ``BulkDataURI`` under ``service_url``,
+    the DICOMweb base URL the request reached (``…/instances/{i}/bulkdata/{path}``).
 
     Headers are read header-only, ``HEADER_WINDOW`` at a time on the app's pool, and yielded
     in order. A file gone since it was indexed, or no longer readable DICOM, is ``None``:
@@ -89,14 +95,17 @@ def read_headers(managers: Managers, instances: Sequence[InstanceRecord], reques
     UpstreamUnavailable
         When S3 does not answer: no header could be read, so the request fails.
     """
-    read = partial(_header, managers, request_id=request_id)
+    read = partial(_header, managers, service_url=service_url, request_id=request_id)
     for start in range(0, len(instances), HEADER_WINDOW):
         yield from managers.pool.map(read, instances[start : start + HEADER_WINDOW])
 
 
-def _header(managers: Managers, instance: InstanceRecord, request_id: str) -> dict[str, Any] | None:
+def _header(managers: Managers, instance: InstanceRecord, service_url: str, request_id: str) -> dict[str, Any] | None:
+    bulk = instance_url(
+        service_url, instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid
+    )
     try:
-        return managers.dicom.dicom_json(instance.s3_path)
+        return managers.dicom.dicom_json(instance.s3_path, bulk_data_uri=f"{bulk}/bulkdata")
     except UpstreamUnavailable:
         raise
     except DicomMetaError:

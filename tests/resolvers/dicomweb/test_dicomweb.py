@@ -415,7 +415,10 @@ def test_metadata_of_a_study_a_series_and_an_instance(client: FlaskClient, archi
     assert [values(item, SOP_UID) for item in body(study)] == [[sop] for sop in expected]
     first = body(study)[0]
     assert values(first, PATIENT_NAME) == [{"Alphabetic": "Zeta^Alphonse"}]
-    assert values(first, ROWS) == [32] and "7FE00010" not in first  # no bulk data
+    assert values(first, ROWS) == [32]
+    instance = f"/dicomweb/studies/{archive.new_study}/series/{archive.ct_series}/instances/{expected[0]}"
+    # Pixel data is a BulkDataURI of the instance's, under the URL the request reached
+    assert first["7FE00010"] == {"vr": "OW", "BulkDataURI": f"http://localhost{instance}/bulkdata/7FE00010"}
     series = body(client.get(f"/dicomweb/studies/{archive.new_study}/series/{archive.mr_series}/metadata"))
     assert [values(item, SOP_UID) for item in series] == [[sop] for sop in archive.mr_sops]
     path = f"/dicomweb/studies/{archive.new_study}/series/{archive.mr_series}/instances/{archive.mr_sops[1]}/metadata"
@@ -442,10 +445,10 @@ def test_metadata_leaves_out_a_file_that_cannot_be_read(
     dicom = app.extensions["dicom_meta.managers"].dicom
     read = dicom.dicom_json
 
-    def one_is_broken(s3_path: str, keywords: list[str] | None = None) -> dict[str, Any]:
+    def one_is_broken(s3_path: str, keywords: list[str] | None = None, **options: Any) -> dict[str, Any]:
         if archive.ct_sops[0] in s3_path:
             raise NotDicom("the object is not a readable DICOM file")
-        return read(s3_path, keywords)
+        return read(s3_path, keywords, **options)
 
     monkeypatch.setattr(dicom, "dicom_json", one_is_broken)
     answer = client.get(f"/dicomweb/studies/{archive.new_study}/series/{archive.ct_series}/metadata")
@@ -455,7 +458,7 @@ def test_metadata_leaves_out_a_file_that_cannot_be_read(
         "1 of the instances could not be read (gone or no longer DICOM) and were left out."
     )
 
-    def s3_is_down(s3_path: str, keywords: list[str] | None = None) -> dict[str, Any]:
+    def s3_is_down(s3_path: str, keywords: list[str] | None = None, **options: Any) -> dict[str, Any]:
         raise UpstreamUnavailable("S3 did not answer")
 
     monkeypatch.setattr(dicom, "dicom_json", s3_is_down)

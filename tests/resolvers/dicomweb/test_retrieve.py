@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pydicom
@@ -468,3 +469,117 @@ def test_graphql_says_where_the_pixels_are(client: FlaskClient, stored: dict[str
         assert client.get(url.removeprefix("http://localhost")).mimetype == "image/jpeg", url
     frame = client.get(instance["frameUrl"].removeprefix("http://localhost"), headers={"Accept": OHIF_ACCEPT})
     assert item.frames[1] in frame.data
+
+
+# --------------------------------------------------------------------------- bulk data
+
+
+def as_sent(served: str, path: str) -> str:
+    """The URI the service writes for ``path`` when dicomweb-client asks: the client sends
+    ``Host`` without the port (dicomweb_client/web.py sets it from the host name alone), so
+    the request's own URL, which the service answers with, has none either."""
+    return served.replace(urlsplit(served).netloc, urlsplit(served).hostname or "") + path
+
+
+def reachable(served: str, uri: str) -> str:
+    """``uri`` with the served port put back, for the client to follow."""
+    return uri.replace(f"://{urlsplit(served).hostname}/", f"://{urlsplit(served).netloc}/", 1)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_pixel_data_s_bulk_data_uri_answers_the_frames(
+    dicomweb: DICOMwebClient, served: str, stored: dict[str, Stored], name: str
+) -> None:
+    item = stored[name]
+    metadata = dicomweb.retrieve_instance_metadata(item.study, item.series, item.sop)
+    uri = metadata["7FE00010"]["BulkDataURI"]
+    assert uri == as_sent(served, f"/studies/{item.study}/series/{item.series}/instances/{item.sop}/bulkdata/7FE00010")
+    parts = dicomweb.retrieve_bulkdata(reachable(served, uri))
+    # Native: every frame in one part, little endian; encapsulated: one part per frame as stored
+    assert parts == (item.frames if item.syntax not in NATIVE else [b"".join(item.frames)])
+
+
+ICON = bytes(range(256)) * 16  # 4,096 bytes: bulk (over 1 KiB), read with the header
+PRIVATE = bytes(reversed(range(256))) * 12_000  # about 3 MB: left unread by the header parse
+
+
+@pytest.fixture(scope="module")
+def with_bulk(app: Flask, s3: Any) -> Iterator[Stored]:
+    """CT_small with an icon (a nested bulk value) and a large private OB value."""
+    dataset = pydicom.dcmread(TEST_FILES / "CT_small.dcm")
+    dataset.PatientID = f"BULK-{uuid.uuid4().hex[:8]}"
+    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = generate_uid(), generate_uid()
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    icon = pydicom.Dataset()
+    icon.Rows, icon.Columns, icon.BitsAllocated, icon.SamplesPerPixel = 64, 64, 8, 1
+    icon.add_new(0x7FE00010, "OB", ICON)
+    dataset.IconImageSequence = pydicom.Sequence([icon])
+    dataset.add_new(0x00291010, "OB", PRIVATE)
+    buffer = io.BytesIO()
+    dataset.save_as(buffer)
+    item = Stored(
+        "bulk", str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID), str(dataset.SOPInstanceUID), "", b"", []
+    )
+    key = f"dicom/retrieve-tests/{item.sop}.dcm"
+    s3.put_object(Bucket=S3_BUCKET_NAME, Key=key, Body=buffer.getvalue())
+    metadata = f"/dicomweb/studies/{item.study}/series/{item.series}/instances/{item.sop}/metadata"
+    client = app.test_client()
+    assert wait_for(lambda: client.get(metadata).status_code == 200)
+    yield item
+    s3.delete_object(Bucket=S3_BUCKET_NAME, Key=key)
+
+
+def test_bulk_values_inside_and_outside_sequences_are_answered(
+    dicomweb: DICOMwebClient, served: str, with_bulk: Stored
+) -> None:
+    item = with_bulk
+    metadata = dicomweb.retrieve_instance_metadata(item.study, item.series, item.sop)
+    instance = as_sent(served, f"/studies/{item.study}/series/{item.series}/instances/{item.sop}")
+    icon = metadata["00880200"]["Value"][0]["7FE00010"]
+    assert icon == {"vr": "OB", "BulkDataURI": f"{instance}/bulkdata/00880200/0/7FE00010"}
+    assert metadata["00291010"] == {"vr": "OB", "BulkDataURI": f"{instance}/bulkdata/00291010"}
+    assert dicomweb.retrieve_bulkdata(reachable(served, icon["BulkDataURI"])) == [ICON]
+    assert dicomweb.retrieve_bulkdata(reachable(served, metadata["00291010"]["BulkDataURI"])) == [PRIVATE]
+
+
+def test_a_bulk_value_is_read_by_range_a_chunk_at_a_time(app: Flask, client: FlaskClient, with_bulk: Stored) -> None:
+    item = with_bulk
+    url = f"/dicomweb/studies/{item.study}/series/{item.series}/instances/{item.sop}/bulkdata/00291010"
+    gets = Gets(app.extensions["dicom_meta.managers"].s3.client)
+    try:
+        answer = client.get(url)
+        data = answer.get_data()  # streamed: read while the GETs are counted
+    finally:
+        gets.close()
+    assert answer.status_code == 200 and data.count(PRIVATE) == 1
+    sizes = [int(end) - int(start) + 1 for start, end in (r.removeprefix("bytes=").split("-") for r in gets.ranges)]
+    # The header's reads (the private value left unread), then the value in 1 MiB ranges
+    assert sorted(sizes)[-3:] == [len(PRIVATE) - 2 * 1024 * 1024, 1024 * 1024, 1024 * 1024]
+    assert sum(sizes) < len(PRIVATE) + 256 * 1024
+
+
+@pytest.mark.parametrize(
+    ("path", "accept", "status", "code"),
+    [
+        ("00291010/x", None, 400, "INVALID_ARGUMENT"),
+        ("7FE0001", None, 400, "INVALID_ARGUMENT"),
+        ("00880200/0", None, 400, "INVALID_ARGUMENT"),
+        ("00880200/5/7FE00010", None, 404, "NOT_FOUND"),
+        ("00291012", None, 404, "NOT_FOUND"),
+        ("00880200", None, 404, "NOT_FOUND"),  # a sequence is no bulk value
+        ("00291010", "image/png", 406, "NOT_ACCEPTABLE"),
+        (
+            "7FE00010",
+            'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.4.50',
+            406,
+            "NOT_ACCEPTABLE",
+        ),
+    ],
+)
+def test_bulk_data_errors(
+    client: FlaskClient, with_bulk: Stored, path: str, accept: str | None, status: int, code: str
+) -> None:
+    item = with_bulk
+    url = f"/dicomweb/studies/{item.study}/series/{item.series}/instances/{item.sop}/bulkdata/{path}"
+    answer = client.get(url, headers={"Accept": accept} if accept else {})
+    assert (answer.status_code, body(answer)["error"]["code"]) == (status, code)
