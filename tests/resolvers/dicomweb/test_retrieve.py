@@ -327,7 +327,8 @@ def test_the_new_routes_need_a_key_and_answer_preflights(local_aws: LocalAWS, st
         }
     ).test_client()
     item = stored["CT_small.dcm"]
-    for url in (frames_url(item, "1"), f"/dicomweb/studies/{item.study}"):
+    bulk = f"/dicomweb/studies/{item.study}/series/{item.series}/instances/{item.sop}/bulkdata/7FE00010"
+    for url in (frames_url(item, "1"), f"/dicomweb/studies/{item.study}", bulk):
         answer = secured.get(url, headers={"Accept": OHIF_ACCEPT})
         assert (answer.status_code, body(answer)["error"]["code"]) == (401, "UNAUTHENTICATED")
         preflight = secured.options(
