@@ -80,6 +80,7 @@ test: lint $(ASSETS) $(VIEWER)
 #   extract  header-only extraction against whole-object reads (a few minutes)
 #   search   items read and latency of a search page at 10,000 and 100,000 records (BENCH_ARGS=--sizes=...)
 #   index    the bulk indexer at 1, 8 and 32 workers, its re-run and peak memory (a few minutes)
+#   frames   WADO-RS frames against a ranged GET, a 300-slice series 25 at once, rendered JPEGs, a 1 GB study's API memory (a few minutes)
 # BENCH takes several names (BENCH="extract index"); BENCH_ARGS go to each script run.
 BENCH ?= extract index
 bench: $(STAMP)
