@@ -1,4 +1,4 @@
-"""Two fixes to moto's DynamoDB, so the embedded AWS keeps the guarantees the service relies on.
+"""Fixes to moto's DynamoDB, so the embedded AWS keeps the guarantees the service relies on.
 
 - moto runs requests on threads without a lock, and an ``UpdateItem``'s ``ADD`` is a read and a
   write in Python: two at once can lose one. DynamoDB serializes writes to an item; the
@@ -7,6 +7,8 @@
   cancelled transaction puts the copies back, undoing whatever other requests wrote meanwhile.
   Its cost grows with the table and it loses writes. ``transact_write_items`` below checks every
   condition first, applies only when all hold, and rolls back only the items it wrote.
+- moto's Query walks the whole table; ``local.moto_query`` reads only the partition named,
+  so no request holds the lock for work that grows with the table.
 
 Installed by ``LocalAWS.start`` in the process that runs the moto server, never at import.
 """
@@ -27,6 +29,8 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 
+from local import moto_query
+
 _lock = threading.Lock()
 _OPERATIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
 
@@ -44,8 +48,9 @@ def serialize_dynamodb(app: Callable[..., Iterable[bytes]]) -> Callable[..., Ite
 
 
 def install() -> None:
-    """Replace moto's ``transact_write_items`` (idempotent)."""
+    """Replace moto's ``transact_write_items`` and its Query (idempotent)."""
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]  # the fix itself
+    moto_query.install()
 
 
 def _key_of(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
