@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,15 +116,36 @@ def main() -> None:
     port = int(os.environ.get("PORT", "5000"))
     backend = choose_backend()
     config: dict[str, Any] = {}
+    children: list[Any] = []
     if backend.is_local:
-        from local.netem import netem_from_env
-        from local.server import LocalAWS
+        children = start_local_aws()
+        config = {"AWS_ENDPOINT_URL": children[0].endpoint_url, "AWS_CREDENTIALS": children[0].credentials}
+    try:
+        app = create_app(config)
+        print(banner(f"http://127.0.0.1:{port}", config.get("AWS_ENDPOINT_URL")), flush=True)
+        app.run(host="127.0.0.1", port=port, threaded=True, request_handler=web.logs.QuietRequestHandler)
+    finally:
+        for child in reversed(children):
+            child.stop()
 
-        aws = LocalAWS.start(local_aws_port(), middleware=netem_from_env())
-        config = {"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_CREDENTIALS": aws.credentials}
-    app = create_app(config)
-    print(banner(f"http://127.0.0.1:{port}", config.get("AWS_ENDPOINT_URL")), flush=True)
-    app.run(host="127.0.0.1", port=port, threaded=True, request_handler=web.logs.QuietRequestHandler)
+
+def start_local_aws() -> list[Any]:
+    """Start the embedded AWS and its event delivery, each in a process of its own, so neither
+    shares an interpreter (and its lock) with the API; return once the samples are indexed."""
+    from local.delivery import seeded_paths, wait_for_records
+    from local.process import DELIVERY_MARKER, EVENTS_VARIABLE, LocalAWSProcess
+    from managers.DynamoDBManager import DynamoDBManager
+
+    aws = LocalAWSProcess(local_aws_port(), echo=sys.stderr, env={EVENTS_VARIABLE: "0"}).start()
+    delivery = LocalAWSProcess(aws.port, echo=sys.stderr, module="local.delivery", marker=DELIVERY_MARKER)
+    try:
+        delivery.start()
+    except RuntimeError:
+        aws.stop()
+        raise
+    keys = (aws.credentials.aws_access_key_id, aws.credentials.aws_secret_access_key)
+    wait_for_records(DynamoDBManager(*keys, endpoint_url=aws.endpoint_url), seeded_paths())
+    return [aws, delivery]
 
 
 def banner(api_url: str, local_endpoint: str | None) -> str:

@@ -27,9 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from config import S3_BUCKET_NAME  # noqa: E402  imported after the sys.path line above
 from local import free_port  # noqa: E402  imported after the sys.path line above
-from local.samples import seed_files  # noqa: E402  imported after the sys.path line above
+from local.delivery import seeded_paths  # noqa: E402  imported after the sys.path line above
 from managers.aws.backend import PORT_VARIABLE, local_aws_port  # noqa: E402
 from web.auth import keys_from_environment  # noqa: E402  imported after the sys.path line above
 
@@ -95,10 +94,6 @@ def served(port: int, aws_port: int, workers: int, threads: int, log_path: Path)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def seeded_paths() -> list[str]:
-    return [f"s3://{S3_BUCKET_NAME}/dicom/{name}" for name, _ in seed_files()]
 
 
 def store_records(base: str, paths: list[str], headers: dict[str, str], timeout: float = 30.0) -> None:

@@ -2,7 +2,7 @@
 
 The bucket notifies an SQS queue (as a real bucket notifies a Lambda); the runner long-polls
 it, calls ``lambda_handler`` with the very event JSON S3 produced, deletes the message only
-when the handler succeeded, and otherwise lets it come back after the visibility timeout.
+when the handler succeeded, and otherwise makes it visible again after ``VISIBILITY_TIMEOUT``.
 After ``MAX_RECEIVES`` tries the event goes to the dead-letter queue with the handler's
 error, in the shape of the record Lambda sends its on-failure destination; the queue's
 redrive policy is a backstop should the runner itself die mid-way.
@@ -28,7 +28,11 @@ log = logging.getLogger(__name__)
 HANDLER_FILE = Path(__file__).resolve().parent.parent / "lambda" / "lambda_function.py"
 INDEXER_FILE = HANDLER_FILE.with_name("indexer_function.py")
 MAX_RECEIVES = 3
+# Seconds a failed event waits before its next try (the runner sets it on failure).
 VISIBILITY_TIMEOUT = 2
+# Seconds an event being handled stays hidden from the other runners (the queue's own
+# visibility timeout): longer than a busy emulator takes, so no event is handled twice at once.
+HANDLING_TIMEOUT = 30
 WAIT_SECONDS = 1
 
 
@@ -59,11 +63,17 @@ class EventRunner:
         self.queue_url = queue_url
         self.dlq_url = dlq_url
         self.handler = handler_module.lambda_handler
+        # Events done with (handled, or dead-lettered): read by the progress line.
+        self.handled = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def stop_soon(self) -> None:
+        """Ask the runner to stop after its current poll (``stop`` then waits for it)."""
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -90,6 +100,13 @@ class EventRunner:
             if self._deliver(message):
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
                 handled += 1
+            else:  # tried again soon, not after the handling timeout
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=VISIBILITY_TIMEOUT,
+                )
+        self.handled += handled
         return handled
 
     def _deliver(self, message: dict[str, Any]) -> bool:

@@ -9,17 +9,32 @@
   condition first, applies only when all hold, and rolls back only the items it wrote.
 - moto's Query walks the whole table; ``local.moto_query`` reads only the partition named,
   so no request holds the lock for work that grows with the table.
+- moto's SQS walks every message of a queue on each SendMessage and ReceiveMessage (for the
+  queue's attributes and its visible messages), asking ``datetime`` for the time twice per
+  message: with thousands of events waiting, each event cost milliseconds more and delivery
+  stalled. ``_now_seconds`` tells the same time from ``time.time`` at a fraction of the cost.
+- moto finds each request's service by listing its own package directory, under a lock every
+  request takes: the list is read once (``_moto_modules``).
+- moto's S3 events carry no ``sequencer``, by which S3 orders the events of one key: events
+  delivered by several runners at once could then be applied out of order (a put's record
+  written over its delete's tombstone). ``sequenced_s3_event`` numbers them, as S3 does.
 
 Installed by ``LocalAWS.start`` in the process that runs the moto server, never at import.
 """
 
 from __future__ import annotations
 
+import collections
 import copy
+import functools
+import itertools
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from moto import backends as moto_backends
+from moto.core import utils as moto_utils
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     MultipleTransactionsException,
@@ -28,10 +43,39 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.s3 import notifications as s3_notifications
+from moto.sqs import models as sqs_models
 
 from local import moto_query
 
-_lock = threading.Lock()
+
+class FairLock:
+    """A lock handed to its waiters first come, first served: a burst of the event runners'
+    writes cannot keep the API's reads waiting (``threading.Lock`` wakes any waiter)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiters: collections.deque[threading.Event] = collections.deque()
+        self._held = False
+
+    def __enter__(self) -> None:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return
+            turn = threading.Event()
+            self._waiters.append(turn)
+        turn.wait()  # released to this waiter: it holds the lock now
+
+    def __exit__(self, *exc: object) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._held = False
+
+
+_lock = FairLock()
 _OPERATIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
 
 
@@ -51,6 +95,41 @@ def install() -> None:
     """Replace moto's ``transact_write_items`` and its Query (idempotent)."""
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]  # the fix itself
     moto_query.install()
+    moto_backends.list_of_moto_modules = _moto_modules  # the fix itself: read once
+    sqs_models.unix_time = _now_seconds  # the fix itself: the same clock, cheaper
+    sqs_models.unix_time_millis = _now_millis
+    s3_notifications._get_s3_event = sequenced_s3_event  # the fix itself
+
+
+_listed_modules = moto_backends.list_of_moto_modules
+
+
+@functools.cache
+def _moto_modules() -> tuple[str, ...]:
+    return tuple(_listed_modules())
+
+
+def _now_seconds(dt: Any = None) -> float:
+    return moto_utils.unix_time(dt) if dt is not None else time.time()
+
+
+def _now_millis(dt: Any = None) -> float:
+    return moto_utils.unix_time_millis(dt) if dt is not None else time.time() * 1000.0
+
+
+_original_s3_event = s3_notifications._get_s3_event
+_sequence = itertools.count(1)
+_sequence_lock = threading.Lock()
+
+
+def sequenced_s3_event(*args: Any, **kwargs: Any) -> dict[str, list[dict[str, Any]]]:
+    """moto's S3 event with a ``sequencer``: hexadecimal, increasing in the order events are made."""
+    event: dict[str, list[dict[str, Any]]] = _original_s3_event(*args, **kwargs)
+    with _sequence_lock:
+        number = next(_sequence)
+    for record in event["Records"]:
+        record["s3"]["object"]["sequencer"] = f"{number:016X}"
+    return event
 
 
 def _key_of(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:

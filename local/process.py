@@ -1,4 +1,5 @@
-"""The embedded AWS as a separate process (``python -m local``), for gunicorn and the tests.
+"""The embedded AWS as a separate process (``python -m local``), for `make run`, gunicorn and
+the tests; and its event delivery as another (``python -m local.delivery``), for `make run`.
 
 A moto server in its own process is shared by every gunicorn worker (threads do not survive
 a fork, and each worker must not start its own), can be stopped and restarted like a real
@@ -21,19 +22,36 @@ from managers.aws.clients import Credentials
 ROOT = Path(__file__).resolve().parent.parent
 # What ``python -m local`` prints once the resources exist and the samples are seeded.
 READY_MARKER = "Embedded AWS at "
+# What ``python -m local.delivery`` prints once its runners poll.
+DELIVERY_MARKER = "Delivering the events of "
+# LOCAL_AWS_EVENTS=0: ``python -m local`` leaves event delivery to ``python -m local.delivery``.
+EVENTS_VARIABLE = "LOCAL_AWS_EVENTS"
 START_TIMEOUT = 60.0
 
 
 class LocalAWSProcess:
-    """``python -m local`` on ``127.0.0.1:port``: start, wait until seeded, stop, restart."""
+    """``python -m local`` on ``127.0.0.1:port``: start, wait until seeded, stop, restart.
+
+    ``module`` and ``marker``: another module of ``local`` to run the same way, ready when it
+    prints ``marker`` and an endpoint (``python -m local.delivery``, for the AWS at ``port``).
+    """
 
     credentials: Credentials = LOCAL_CREDENTIALS
 
-    def __init__(self, port: int, *, echo: IO[str] | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        *,
+        echo: IO[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        module: str = "local",
+        marker: str = READY_MARKER,
+    ) -> None:
         self.port = port
         self.endpoint_url = f"http://127.0.0.1:{port}"
         self.echo = echo
         self.env = dict(env or {})
+        self.module, self.marker = module, marker
         self._process: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = START_TIMEOUT) -> LocalAWSProcess:
@@ -43,7 +61,7 @@ class LocalAWSProcess:
         """
         env = {**os.environ, **self.env, PORT_VARIABLE: str(self.port), "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "local"],
+            [sys.executable, "-m", self.module],
             cwd=ROOT,
             env=env,
             text=True,
@@ -54,15 +72,15 @@ class LocalAWSProcess:
         threading.Thread(target=self._drain, args=(self._process, ready), daemon=True).start()
         if not ready.wait(timeout) or self._process.poll() is not None:
             self.stop()
-            raise RuntimeError(f"the embedded AWS did not start on port {self.port}")
+            raise RuntimeError(f"python -m {self.module} did not start (port {self.port})")
         return self
 
     def _drain(self, process: subprocess.Popen[str], ready: threading.Event) -> None:
         # Always read the pipe, so a chatty child never blocks on a full one.
         assert process.stdout is not None, "started with stdout=PIPE"
         for line in process.stdout:
-            if line.startswith(READY_MARKER) and not ready.is_set():
-                self.endpoint_url = line[len(READY_MARKER) :].split()[0]
+            if line.startswith(self.marker) and not ready.is_set():
+                self.endpoint_url = line[len(self.marker) :].split()[0]
                 self.port = int(self.endpoint_url.rsplit(":", 1)[1])
                 ready.set()
             if self.echo is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,27 +14,21 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
 from local import moto_fixes
-from local.events import INDEXER_FILE, MAX_RECEIVES, VISIBILITY_TIMEOUT, EventRunner, load_handler_module
+from local.delivery import INDEX_DLQ, INDEX_QUEUE, INGEST_DLQ, INGEST_QUEUE, Delivery, Queues, wait_for_records
+from local.events import HANDLING_TIMEOUT, MAX_RECEIVES
 from local.samples import seed_files
 from managers.aws.backend import DEFAULT_PORT, LOCAL_CREDENTIALS
 from managers.aws.clients import Service, make_client
 from managers.DynamoDBManager import DynamoDBManager
-from managers.indexing import Indexer
 from managers.store.records import EXPIRES_AT
 from managers.store.table import table_definition
 from metadata import s3_path_of
 
 log = logging.getLogger(__name__)
 
-INGEST_QUEUE = "dicom-meta-ingest"
-INGEST_DLQ = "dicom-meta-ingest-dlq"
 # A fixed Id: without one every put gets a random Id and a re-run is not a no-op.
 NOTIFICATION_ID = "dicom-meta-json-ingest"
-INDEX_QUEUE = "dicom-meta-index"
-INDEX_DLQ = "dicom-meta-index-dlq"
 INDEX_NOTIFICATION_ID = "dicom-meta-dicom-index"
-# Seconds ``start`` waits for the seeded files' records, so the first request finds them.
-SEED_INDEX_TIMEOUT = 20.0
 
 WsgiMiddleware = Callable[[Any], Any]
 
@@ -67,8 +60,7 @@ class LocalAWS:
         # An AF_INET server's address: a str host (bytes only for AF_UNIX, never used here).
         self.endpoint_url = f"http://{host!s}:{port}"
         self.credentials = LOCAL_CREDENTIALS
-        self.runner: EventRunner | None = None
-        self.index_runner: EventRunner | None = None
+        self.delivery: Delivery | None = None
         self.dlq_url = ""
         self.index_dlq_url = ""
         self.seeded: list[str] = []
@@ -81,8 +73,13 @@ class LocalAWS:
         seed: bool = True,
         deliver_events: bool = True,
         middleware: WsgiMiddleware | None = None,
+        progress: bool = False,
     ) -> LocalAWS:
-        """Start moto on ``127.0.0.1:port`` (0 picks a free port), create and seed everything."""
+        """Start moto on ``127.0.0.1:port`` (0 picks a free port), create and seed everything.
+
+        ``deliver_events``: run the event delivery here too (else ``python -m local.delivery``
+        does, in a process of its own); ``progress``: it logs on-arrival indexing as it goes.
+        """
         moto_fixes.install()
         app: Any = moto_fixes.serialize_dynamodb(DomainDispatcherApplication(create_backend_app))
         if middleware is not None:
@@ -95,8 +92,8 @@ class LocalAWS:
         if seed:
             aws.seeded = aws.seed()
         if deliver_events:
-            aws.start_event_runner()
-            aws.wait_for_records(aws.seeded)
+            aws.start_event_runner(progress)
+            wait_for_records(aws.dynamodb(), aws.seeded)
         return aws
 
     def client(self, service: Service) -> Any:
@@ -143,38 +140,19 @@ class LocalAWS:
             paths.append(s3_path_of(S3_BUCKET_NAME, key))
         return paths
 
-    def start_event_runner(self) -> None:
+    def start_event_runner(self, progress: bool = False) -> None:
         """Deliver json/*.json events to ``lambda_handler`` and dicom/ events to the indexer."""
-        keys = (self.credentials.aws_access_key_id, self.credentials.aws_secret_access_key)
-        handler = load_handler_module()
-        handler.use_clients(self.client("s3"), DynamoDBManager(*keys, endpoint_url=self.endpoint_url))
-        self.runner = EventRunner(self.client("sqs"), self.queue_url, self.dlq_url, handler)
-        self.runner.start()
-        indexer = load_handler_module(INDEXER_FILE)
-        indexer.use_indexer(Indexer(self.client("s3"), DynamoDBManager(*keys, endpoint_url=self.endpoint_url)))
-        self.index_runner = EventRunner(
-            self.client("sqs"), self.index_queue_url, self.index_dlq_url, indexer, name="s3-index-runner"
-        )
-        self.index_runner.start()
+        queues = Queues(self.queue_url, self.dlq_url, self.index_queue_url, self.index_dlq_url)
+        self.delivery = Delivery(self.endpoint_url, self.credentials, queues, progress=progress).start()
 
-    def wait_for_records(self, paths: list[str], timeout: float = SEED_INDEX_TIMEOUT) -> None:
-        """Return once every path has a record, or after ``timeout`` seconds (logged)."""
+    def dynamodb(self) -> DynamoDBManager:
         keys = (self.credentials.aws_access_key_id, self.credentials.aws_secret_access_key)
-        dynamodb = DynamoDBManager(*keys, endpoint_url=self.endpoint_url)
-        deadline = time.monotonic() + timeout
-        waiting = list(paths)
-        while waiting and time.monotonic() < deadline:
-            waiting = [path for path in waiting if dynamodb.get_record(path) is None]
-            if waiting:
-                time.sleep(0.1)
-        if waiting:
-            log.warning("%d seeded file(s) not indexed after %.0f s", len(waiting), timeout)
+        return DynamoDBManager(*keys, endpoint_url=self.endpoint_url)
 
     def stop(self) -> None:
         """Stop the event runners and the server."""
-        for runner in (self.runner, self.index_runner):
-            if runner:
-                runner.stop()
+        if self.delivery is not None:
+            self.delivery.stop()
         self._server.shutdown()
         self._thread.join(timeout=5)
 
@@ -186,7 +164,7 @@ def _create_queue(sqs: Any, name: str, dlq_name: str) -> tuple[str, str, str]:
     url = sqs.create_queue(
         QueueName=name,
         Attributes={
-            "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
+            "VisibilityTimeout": str(HANDLING_TIMEOUT),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES + 2)}),
         },
     )["QueueUrl"]

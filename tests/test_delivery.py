@@ -1,0 +1,120 @@
+"""The embedded AWS's event delivery: `make run`'s processes, sequenced S3 events, runners
+working at once, progress lines, and a lock that serves its waiters in turn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import app as app_module
+from config import S3_BUCKET_NAME
+from local import delivery as delivery_module
+from local.delivery import Delivery, Queues, seeded_paths
+from local.moto_fixes import FairLock
+from local.samples import SampleSpec, build_file
+from local.server import LocalAWS
+from managers.aws.backend import PORT_VARIABLE
+from managers.DynamoDBManager import DynamoDBManager
+from tests.resolvers.dicomweb.test_dicomweb import wait_for
+
+
+def test_make_run_starts_the_emulator_and_the_delivery_in_processes_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PORT_VARIABLE, "0")  # free ports: the session's embedded AWS is on its own
+    children = app_module.start_local_aws()
+    try:
+        aws, delivery = children
+        pids = {child._process.pid for child in children if child._process is not None}
+        # Two processes besides this one (the API's), both children of it
+        assert len(pids) == 2 and os.getpid() not in pids
+        assert {_parent_of(pid) for pid in pids} == {os.getpid()}
+        # and the samples were indexed by the delivery process before start_local_aws returned
+        keys = (aws.credentials.aws_access_key_id, aws.credentials.aws_secret_access_key)
+        dynamodb = DynamoDBManager(*keys, endpoint_url=aws.endpoint_url)
+        assert all(dynamodb.get_record(path) is not None for path in seeded_paths())
+        assert delivery.endpoint_url == aws.endpoint_url
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
+def _parent_of(pid: int) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    status = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return int(status["PPid"].strip())
+
+
+def test_s3_events_are_sequenced_per_key(s3: Any, local_aws: LocalAWS) -> None:
+    # GIVEN one key put twice: each event's sequencer is kept with the record it wrote
+    key = f"dicom/sequenced/{uuid.uuid4().hex}.dcm"
+    path = f"s3://{S3_BUCKET_NAME}/{key}"
+    dynamodb = local_aws.dynamodb()
+    seen = []
+    for patient in ("SEQ-1", "SEQ-2"):
+        s3.put_object(Bucket=S3_BUCKET_NAME, Key=key, Body=build_file(SampleSpec(patient_id=patient)))
+        assert wait_for(partial(_has_patient, dynamodb, path, patient))
+        item = dynamodb.client.get_item(TableName=dynamodb.table_name, Key={"FilePath": {"S": path}})["Item"]
+        seen.append(item["ObjectSequencer"]["S"])
+    s3.delete_object(Bucket=S3_BUCKET_NAME, Key=key)
+    # THEN the later event's sequencer sorts after the earlier one's, as S3's do
+    assert seen[0] < seen[1]
+
+
+def _has_patient(dynamodb: DynamoDBManager, path: str, patient: str) -> bool:
+    return (dynamodb.get_record(path) or {}).get("PatientID") == patient
+
+
+def test_the_lock_serves_its_waiters_in_turn() -> None:
+    lock = FairLock()
+    order: list[int] = []
+    lock.__enter__()
+    threads = []
+    for n in range(4):
+        thread = threading.Thread(target=_take, args=(lock, order, n))
+        thread.start()
+        threads.append(thread)
+        assert wait_for(partial(_waiting, lock, n + 1))  # each waits before the next starts
+    lock.__exit__(None, None, None)
+    for thread in threads:
+        thread.join(timeout=10)
+    assert order == [0, 1, 2, 3]
+
+
+def _waiting(lock: FairLock, count: int) -> bool:
+    return len(lock._waiters) == count
+
+
+def _take(lock: FairLock, order: list[int], n: int) -> None:
+    with lock:
+        order.append(n)
+
+
+def test_progress_says_how_many_events_wait(
+    local_aws: LocalAWS,
+    put_dicom: Callable[..., str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(delivery_module, "PROGRESS_SECONDS", 0.05)
+    queues = Queues(local_aws.queue_url, local_aws.dlq_url, local_aws.index_queue_url, local_aws.index_dlq_url)
+    delivery = Delivery(local_aws.endpoint_url, local_aws.credentials, queues, progress=True)
+    with caplog.at_level(logging.INFO, logger="dicom_meta.delivery"):
+        delivery.start()
+        try:
+            paths = [put_dicom(patient_id=f"PROGRESS-{n}") for n in range(20)]
+            dynamodb = local_aws.dynamodb()
+            assert wait_for(lambda: all(dynamodb.get_record(path) for path in paths))
+            assert wait_for(lambda: any("caught up" in r.getMessage() for r in caplog.records))
+        finally:
+            delivery.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "dicom_meta.delivery"]
+    assert any(line.startswith("indexing on arrival: ") and "waiting" in line for line in lines)
