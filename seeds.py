@@ -15,5 +15,17 @@ def seeded_s3_path(number: int = 1) -> str:
     return f"s3://{S3_BUCKET_NAME}/dicom/anon-{SEED_UID_ROOT}{number}.dcm"
 
 
+def seeded_file_study_uid(number: int) -> str:
+    """Return the StudyInstanceUID of the ``number``-th generated seed file (1 to 3): ``….1{number}``.
+
+    Its one series is this UID plus ``.1``.
+    """
+    return f"{SEED_UID_ROOT}1{number}"
+
+
 # A seeded knee MR study of two series of two instances each: the study view's example.
 SEED_STUDY_UID = f"{SEED_UID_ROOT}100"
+
+# A seeded study of pydicom's bundled images, one series per transfer syntax, their pixel data
+# as pydicom ships it: series ``n`` is ``SEED_SAMPLER_STUDY_UID.n``, its one instance ``….n.1``.
+SEED_SAMPLER_STUDY_UID = f"{SEED_UID_ROOT}200"

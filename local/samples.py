@@ -6,6 +6,7 @@ Nothing here is committed as a binary: every file is generated on demand.
 from __future__ import annotations
 
 import io
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from seeds import SEED_STUDY_UID, SEED_UID_ROOT
+from seeds import SEED_SAMPLER_STUDY_UID, SEED_STUDY_UID, SEED_UID_ROOT, seeded_file_study_uid
 
 # pydicom's bundled files that make good seeds: small, uncompressed headers, varied.
 BUNDLED_SEEDS: tuple[str, ...] = ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "waveform_ecg.dcm")
@@ -180,10 +181,13 @@ def bundled_file(name: str) -> tuple[str, bytes]:
 
 
 def seed_files() -> list[tuple[str, bytes]]:
-    """Return the files `make run` puts under ``dicom/``: generated ones, then pydicom's."""
+    """Return the files `make run` puts under ``dicom/``: generated ones (phantom pixels),
+    pydicom's as they are, then the transfer syntax sampler (pydicom's, with headers of its own)."""
     generated = [
         SampleSpec(
             sop_instance_uid=f"{SEED_UID_ROOT}1",
+            study_instance_uid=seeded_file_study_uid(1),
+            series_instance_uid=f"{seeded_file_study_uid(1)}.1",
             patient_id="PAT-0001",
             study_date="20240115",
             modality="CT",
@@ -192,6 +196,8 @@ def seed_files() -> list[tuple[str, bytes]]:
         ),
         SampleSpec(
             sop_instance_uid=f"{SEED_UID_ROOT}2",
+            study_instance_uid=seeded_file_study_uid(2),
+            series_instance_uid=f"{seeded_file_study_uid(2)}.1",
             patient_id="PAT-0002",
             study_date="20240302",
             modality="MR",
@@ -201,6 +207,8 @@ def seed_files() -> list[tuple[str, bytes]]:
         ),
         SampleSpec(
             sop_instance_uid=f"{SEED_UID_ROOT}3",
+            study_instance_uid=seeded_file_study_uid(3),
+            series_instance_uid=f"{seeded_file_study_uid(3)}.1",
             patient_id="PAT-0003",
             study_date="20231120",
             modality="US",
@@ -210,8 +218,9 @@ def seed_files() -> list[tuple[str, bytes]]:
             patient_name="Müller^Jürgen",
         ),
     ]
-    generated += seed_study()
-    return [(spec.file_name, build_file(spec)) for spec in generated] + [bundled_file(name) for name in BUNDLED_SEEDS]
+    files = [phantom_file(spec, Phantom(variant=number)) for number, spec in enumerate(generated)]
+    files += [phantom_file(spec, phantom) for spec, phantom in seed_study_phantoms()]
+    return files + [bundled_file(name) for name in BUNDLED_SEEDS] + sampler_files()
 
 
 def seed_study() -> list[SampleSpec]:
@@ -235,3 +244,120 @@ def seed_study() -> list[SampleSpec]:
         for series in (1, 2)
         for number in (1, 2)
     ]
+
+
+def seed_study_phantoms() -> list[tuple[SampleSpec, Phantom]]:
+    """Return the seeded study's files with their pixels: a phantom of each instance's own, T2's
+    rings in inverted contrast."""
+    return [
+        (spec, Phantom(variant=spec.instance_number or 0, inverted=spec.series_number == 2)) for spec in seed_study()
+    ]
+
+
+# ----------------------------------------------------------------------------- phantom pixels
+
+# The window the phantoms are drawn for: their values lie in 0 to 4095 (12 bits in 16).
+PHANTOM_WINDOW = (2048, 4096)
+PHANTOM_TOP = 4095
+
+
+@dataclass(frozen=True)
+class Phantom:
+    """A disc of rings over a gradient: ``variant`` moves and resizes it; ``inverted`` swaps the
+    rings' bright and dark."""
+
+    variant: int = 0
+    inverted: bool = False
+
+    def value(self, row: int, column: int, rows: int, columns: int) -> int:
+        """Return the pixel at ``row``, ``column`` of a ``rows`` by ``columns`` frame."""
+        centre_row = (rows - 1) / 2 + (self.variant % 3 - 1) * rows / 10
+        centre_column = (columns - 1) / 2 - (self.variant % 2) * columns / 10
+        radius = min(rows, columns) * (0.30 + 0.05 * (self.variant % 3))
+        distance = math.hypot(row - centre_row, column - centre_column)
+        value = 300 + 900 * column / max(1, columns - 1)  # a gradient from left to right
+        if distance <= radius:  # a disc of rings, fading to its edge
+            rings = 0.5 + 0.5 * math.cos(2 * math.pi * distance / max(2.0, radius / 1.5))
+            if self.inverted:
+                rings = 1 - rings
+            value += 1200 + 1500 * rings * (1 - distance / (2 * radius))
+        return min(PHANTOM_TOP, max(0, round(value)))
+
+    def pixels(self, spec: SampleSpec) -> bytes:
+        """Return 16-bit unsigned pixels of the frames of ``spec``, in its transfer syntax's byte order."""
+        columns, frames = _geometry(spec)
+        values = [
+            self.value(row, column, spec.rows, columns)
+            for _ in range(frames)
+            for row in range(spec.rows)
+            for column in range(columns)
+        ]
+        order = ">" if spec.transfer_syntax == ExplicitVRBigEndian else "<"
+        return struct.pack(f"{order}{len(values)}H", *values)
+
+
+def phantom_file(spec: SampleSpec, phantom: Phantom) -> tuple[str, bytes]:
+    """Return the name and the bytes of the file of ``spec`` with the pixels of ``phantom``."""
+    ds = build_dataset(spec, pixel_data=phantom.pixels(spec))
+    ds.WindowCenter, ds.WindowWidth = PHANTOM_WINDOW
+    return spec.file_name, encode_file(ds, spec)
+
+
+# ----------------------------------------------------------------------------- transfer syntaxes
+
+# The sampler: one series per transfer syntax, numbered from 1, each one of pydicom's bundled
+# images (pixel data and transfer syntax untouched) and a description naming its syntax.
+SAMPLER_SERIES: tuple[tuple[str, str], ...] = (
+    ("MR_small.dcm", "EXPLICIT VR LITTLE ENDIAN"),
+    ("MR_small_implicit.dcm", "IMPLICIT VR LITTLE ENDIAN"),
+    ("MR_small_bigendian.dcm", "EXPLICIT VR BIG ENDIAN"),
+    ("MR_small_RLE.dcm", "RLE LOSSLESS"),
+    # An echocardiogram of 30 frames: OHIF 3.13 paints SC_jpeg_no_color_transform.dcm (RGB
+    # without a colour transform) magenta.
+    ("examples_ybr_color.dcm", "JPEG BASELINE"),
+    ("JPGExtended.dcm", "JPEG EXTENDED 12 BIT"),
+    ("SC_rgb_jpeg_gdcm.dcm", "JPEG LOSSLESS SV1"),
+    ("MR_small_jpeg_ls_lossless.dcm", "JPEG-LS LOSSLESS"),
+    ("MR_small_jp2klossless.dcm", "JPEG 2000 LOSSLESS"),
+    ("JPEG2000.dcm", "JPEG 2000"),
+)
+# The sampler's study and patient, alike in every file (pydicom's files differ in these).
+SAMPLER_HEADER: dict[str, str] = {
+    "PatientID": "PAT-0005",
+    "PatientName": "Sampler^Syntax",
+    "PatientBirthDate": "19700101",
+    "PatientSex": "O",
+    "StudyDate": "20240610",
+    "StudyTime": "090000",
+    "StudyDescription": "TRANSFER SYNTAX SAMPLER",
+    "StudyID": "1005",
+    "AccessionNumber": "ACC-1005",
+    "ReferringPhysicianName": "",
+    "InstitutionName": "General Hospital",
+}
+
+
+def sampler_files() -> list[tuple[str, bytes]]:
+    """Return the sampler study's files, one per entry of ``SAMPLER_SERIES``."""
+    return [sampler_file(number, name, description) for number, (name, description) in enumerate(SAMPLER_SERIES, 1)]
+
+
+def sampler_file(number: int, name: str, description: str) -> tuple[str, bytes]:
+    """Return pydicom's file ``name`` as series ``number`` of the sampler study: fixed UIDs
+    (pydicom's MR_small variants share theirs with MR_small.dcm), the study's header values, a
+    Modality (OHIF cannot open a study without one); pixel data and transfer syntax untouched."""
+    ds = dcmread(pydicom_test_file(name))
+    series = f"{SEED_SAMPLER_STUDY_UID}.{number}"
+    sop = UID(f"{series}.1")
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = SEED_SAMPLER_STUDY_UID, series
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop
+    if "FrameOfReferenceUID" in ds:
+        ds.FrameOfReferenceUID = f"{series}.0"
+    for keyword, value in SAMPLER_HEADER.items():
+        setattr(ds, keyword, value)
+    if not ds.get("Modality"):
+        ds.Modality = "OT"
+    ds.SeriesNumber, ds.InstanceNumber, ds.SeriesDescription = number, 1, description
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)  # in the file's own transfer syntax
+    return f"anon-{sop}.dcm", buffer.getvalue()
