@@ -15,6 +15,8 @@
   stalled. ``_now_seconds`` tells the same time from ``time.time`` at a fraction of the cost.
 - moto finds each request's service by listing its own package directory, under a lock every
   request takes: the list is read once (``_moto_modules``).
+- moto keeps objects in memory and reads a whole object for a ranged GET;
+  ``local.moto_objects`` keeps them in files and reads the range only.
 - moto's S3 events carry no ``sequencer``, by which S3 orders the events of one key: events
   delivered by several runners at once could then be applied out of order (a put's record
   written over its delete's tombstone). ``sequenced_s3_event`` numbers them, as S3 does.
@@ -46,7 +48,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.s3 import notifications as s3_notifications
 from moto.sqs import models as sqs_models
 
-from local import moto_query
+from local import moto_objects, moto_query
 
 
 class FairLock:
@@ -95,6 +97,7 @@ def install() -> None:
     """Replace moto's ``transact_write_items`` and its Query (idempotent)."""
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]  # the fix itself
     moto_query.install()
+    moto_objects.install()
     moto_backends.list_of_moto_modules = _moto_modules  # the fix itself: read once
     sqs_models.unix_time = _now_seconds  # the fix itself: the same clock, cheaper
     sqs_models.unix_time_millis = _now_millis
