@@ -27,7 +27,9 @@ from tests.test_graphiql_browser import CHROMIUM, CHROMIUM_ARGS
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 STUDIES = {
     "native CT": "CT_small.dcm",
-    "JPEG": "SC_jpeg_no_color_transform.dcm",
+    # Not SC_jpeg_no_color_transform.dcm: its header says YBR but its codestream is RGB, which
+    # OHIF paints magenta (the viewer is right to follow the header).
+    "JPEG": "examples_ybr_color.dcm",
     "JPEG 2000": "MR_small_jp2klossless.dcm",
     "RLE": "MR_small_RLE.dcm",
 }
