@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,51 +17,68 @@ from app import create_app
 from local import free_port
 from local.process import LocalAWSProcess
 from local.server import LocalAWS
-from managers.aws.clients import MAX_ATTEMPTS, Credentials
+from managers.aws.clients import CONNECT_TIMEOUT, MAX_ATTEMPTS, READ_TIMEOUT, Credentials
 from managers.bundle import Managers
 from managers.DicomManager import DicomManager
 from managers.DynamoDBManager import DynamoDBManager
-from managers.S3Manager import S3Manager
+from managers.S3Manager import UPLOAD_TIMEOUT, S3Manager
 from seeds import SEED_UID_ROOT
+from tests.bounds import PRESIGNED_PUT, UpstreamTries
 
 SEEDED = f"s3://data-apps-ex/dicom/anon-{SEED_UID_ROOT}1.dcm"
-DEADLINE = 5.0
 
-# Every route that needs S3 or DynamoDB, as (method, route, request arguments).
-REST_CALLS = [
-    ("GET", "/dicom-metadata", {"query_string": {"s3_path": SEEDED}}),
-    ("GET", "/fetch-dicom-metadata", {"query_string": {"s3_path": SEEDED}}),
-    ("POST", "/upload-json-to-s3", {"json": {"s3_path": SEEDED, "Modality": "CT"}}),
-    ("GET", "/ready", {}),
+# Every route that needs S3 or DynamoDB, as (method, route, request arguments, the upstream
+# operations it makes before it can answer).
+REST_CALLS: list[tuple[str, str, dict[str, Any], list[str]]] = [
+    ("GET", "/dicom-metadata", {"query_string": {"s3_path": SEEDED}}, ["s3.GetObject"]),
+    ("GET", "/fetch-dicom-metadata", {"query_string": {"s3_path": SEEDED}}, ["dynamodb.GetItem"]),
+    ("POST", "/upload-json-to-s3", {"json": {"s3_path": SEEDED, "Modality": "CT"}}, [PRESIGNED_PUT]),
+    ("GET", "/ready", {}, ["s3.HeadBucket", "dynamodb.DescribeTable"]),
 ]
-GRAPHQL_CALLS = [
-    f'{{ dicomMetadata(s3Path: "{SEEDED}") {{ modality }} }}',
-    f'{{ storedMetadata(s3Path: "{SEEDED}") {{ modality }} }}',
-    f'mutation {{ uploadJson(payload: {{s3_path: "{SEEDED}", Modality: "CT"}}) {{ s3Path }} }}',
+GRAPHQL_CALLS: list[tuple[str, list[str]]] = [
+    (f'{{ dicomMetadata(s3Path: "{SEEDED}") {{ modality }} }}', ["s3.GetObject"]),
+    (f'{{ storedMetadata(s3Path: "{SEEDED}") {{ modality }} }}', ["dynamodb.GetItem"]),
+    (f'mutation {{ uploadJson(payload: {{s3_path: "{SEEDED}", Modality: "CT"}}) {{ s3Path }} }}', [PRESIGNED_PUT]),
 ]
 
 
-def timed(client: FlaskClient, method: str, route: str, kwargs: dict[str, Any]) -> tuple[Any, float]:
-    started = time.monotonic()
-    response = client.open(route, method=method, **kwargs)
-    return response, time.monotonic() - started
-
-
-def call_all(app: Flask) -> list[tuple[str, Any, float]]:
-    """Call every route and GraphQL field at once (one client each); return answers and times."""
-    calls = [(route, method, route, kwargs) for method, route, kwargs in REST_CALLS]
-    calls += [(query.split("(")[0], "POST", "/graphql", {"json": {"query": query}}) for query in GRAPHQL_CALLS]
+def call_all(app: Flask) -> list[tuple[str, Any]]:
+    """Call every route and GraphQL field at once (one client each); return the answers."""
+    calls = [(route, method, route, kwargs) for method, route, kwargs, _ in REST_CALLS]
+    calls += [(query.split("(")[0], "POST", "/graphql", {"json": {"query": query}}) for query, _ in GRAPHQL_CALLS]
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         futures = [
-            (name, pool.submit(timed, app.test_client(), method, route, kwargs))
+            (name, pool.submit(app.test_client().open, route, method=method, **kwargs))
             for name, method, route, kwargs in calls
         ]
-        return [(name, *future.result()) for name, future in futures]
+        return [(name, future.result()) for name, future in futures]
+
+
+def tries_to_give_up() -> Counter[str]:
+    """The tries ``call_all`` makes of a dead upstream: MAX_ATTEMPTS of each botocore operation
+    each call needs (botocore's standard retries), one presigned PUT (requests retries nothing)."""
+    expected: Counter[str] = Counter()
+    for operations in [ops for *_, ops in REST_CALLS] + [ops for _, ops in GRAPHQL_CALLS]:
+        for operation in operations:
+            expected[operation] += 1 if operation == PRESIGNED_PUT else MAX_ATTEMPTS
+    return expected
 
 
 def assert_all_unavailable(app: Flask) -> None:
-    for name, response, seconds in call_all(app):
-        assert seconds < DEADLINE, f"{name} took {seconds:.1f}s"
+    # What bounds the time a dead upstream costs is the tries and each try's timeout: every call
+    # gives up after its configured tries, each at most a connect and a read timeout (plus
+    # botocore's backoff between them), which keeps it within the 5-second budget of
+    # managers/aws/clients.py however busy the machine is. Counted, not timed.
+    managers: Managers = app.extensions["dicom_meta.managers"]
+    for client in (managers.s3.client, managers.dynamodb.client):
+        config = client.meta.config
+        assert (config.connect_timeout, config.read_timeout) == (CONNECT_TIMEOUT, READ_TIMEOUT)
+        assert config.retries["total_max_attempts"] == MAX_ATTEMPTS
+    with UpstreamTries(managers) as upstream:
+        answers = call_all(app)
+    assert upstream.tries == tries_to_give_up()
+    assert upstream.put_timeouts == [UPLOAD_TIMEOUT] * upstream.tries[PRESIGNED_PUT]
+    for name, response in answers:
         if name.startswith("/"):
             assert response.status_code == 503, (name, response.get_data(as_text=True))
             assert response.json["error"]["code"] == "UPSTREAM_UNAVAILABLE", name
@@ -72,7 +89,7 @@ def assert_all_unavailable(app: Flask) -> None:
 
 
 def assert_all_answer(app: Flask) -> None:
-    for name, response, _ in call_all(app):
+    for name, response in call_all(app):
         assert response.status_code in (200, 201), (name, response.get_data(as_text=True))
         if not name.startswith("/"):
             assert "errors" not in response.json, (name, response.json)
@@ -97,7 +114,7 @@ def test_a_stopped_endpoint_is_503_and_a_restarted_one_serves_again(embedded_pro
     )
     app.extensions["dicom_meta.managers"].dynamodb.put_record(SEEDED, {"Modality": "CT"})
     assert_all_answer(app)
-    # WHEN the endpoint goes away THEN every route says 503 within seconds, and the process lives
+    # WHEN the endpoint goes away THEN every route says 503 after its tries, and the process lives
     embedded_process.stop()
     assert_all_unavailable(app)
     ready = app.test_client().get("/ready").json
@@ -138,7 +155,7 @@ def test_a_closed_port_is_503_everywhere() -> None:
 
 
 @pytest.mark.slow
-def test_a_silent_endpoint_is_503_within_the_deadline() -> None:
+def test_a_silent_endpoint_is_503_after_the_configured_tries() -> None:
     # GIVEN an endpoint that takes connections and never answers (a hung server, a black hole)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -150,7 +167,7 @@ def test_a_silent_endpoint_is_503_within_the_deadline() -> None:
                 "API_KEYS": None,
             }
         )
-        # WHEN every route is called THEN each gives up with 503 in time
+        # WHEN every route is called THEN each gives up with 503 after its tries, each timed out
         assert_all_unavailable(app)
 
 
