@@ -29,6 +29,7 @@ from managers.aws.objects import VersionedFetch
 from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
 from managers.store.search import SearchFilter
+from tests.bounds import HANG_GUARD
 from tests.test_lambda import s3_record
 
 BUCKET = "data-apps-ex"
@@ -324,7 +325,8 @@ def test_an_object_deleted_mid_run_is_reported_not_failed(
 # The embedded AWS delivers dicom/ events to the indexer, as `make run` does.
 
 
-def wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> Any:
+def wait_for(probe: Callable[[], Any], timeout: float = HANG_GUARD) -> Any:
+    """The first truthy result of ``probe``; after ``timeout`` seconds (a hang guard), the last."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if result := probe():
@@ -333,7 +335,7 @@ def wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> Any:
     return probe()
 
 
-def test_the_embedded_aws_indexes_and_unindexes_within_seconds(local_aws: LocalAWS, s3: Any) -> None:
+def test_the_embedded_aws_indexes_and_unindexes_on_arrival(local_aws: LocalAWS, s3: Any) -> None:
     keys = (local_aws.credentials.aws_access_key_id, local_aws.credentials.aws_secret_access_key)
     main_table = DynamoDBManager(*keys, endpoint_url=local_aws.endpoint_url)
     assert all(main_table.get_record(seeded) for seeded in local_aws.seeded)

@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.bounds import HANG_GUARD
 from tests.served import served_over_http
 from web.logs import ACCESS_LOGGER
 
@@ -38,7 +39,8 @@ def assert_no_phi(text: str) -> None:
     assert "Leakwell" not in text and "Henrietta" not in text
 
 
-def wait_for(probe: Callable[[], Any], timeout: float = 5.0) -> Any:
+def wait_for(probe: Callable[[], Any], timeout: float = HANG_GUARD) -> Any:
+    """The first truthy result of ``probe``, or the last after ``timeout`` seconds (a hang guard)."""
     deadline = time.monotonic() + timeout
     while not (result := probe()) and time.monotonic() < deadline:
         time.sleep(0.05)
