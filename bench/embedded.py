@@ -1,0 +1,401 @@
+"""Benchmark: what the embedded AWS costs at archive size.
+
+Run with ``make bench BENCH=embedded`` (or ``python bench/embedded.py --help``). Every phase
+starts its own embedded AWS (``python -m local``) in a child process, as ``make run`` does:
+
+1. Listings. For each size (1,000 and 10,000 instances by default; 100,000 with
+   ``--sizes``, about 20 minutes more) a fresh table is
+   filled the way ``bench/search.py`` fills one (its ``records``, ``load`` and
+   ``load_studies``: BatchWriteItem, then the studies' and series' counts and search keys by
+   the service's own ``Changes`` and ``Aggregates.settle_study``), and the API, in this
+   process (Flask's test client over that table), serves the first page of each listing shape
+   ``--repeats`` times: QIDO-RS studies (no filter, a PatientName prefix, a modality, a
+   StudyDate range), GraphQL ``studies(first: 25)`` and REST ``/search-metadata``. Items read
+   per page: ``ScannedCount`` of its Queries plus the items of its BatchGetItems and GetItems,
+   from botocore's ``after-call`` events on the API's DynamoDB client (``bench/search.py``'s
+   ``ReadCounter``). Targets: at the largest size each page's median within 2x of the
+   smallest size's and under 300 ms.
+2. ``make index``: ``--index-files`` small files put outside ``dicom/`` (no events), then
+   ``python -m indexer <prefix> --workers 32`` as a subprocess. Target >= 300 files/s.
+3. On arrival: the embedded AWS with LOCAL_AWS_EVENTS=0 and ``python -m local.delivery``, as
+   ``make run`` starts them; ``--arrive`` small files copied into ``dicom/`` by boto3 from 16
+   threads, timed until every one has its record (a counting Scan every second). Target
+   >= 100 files/s. 4. Meanwhile a QIDO-RS study page every 0.2 s through the API: p95 <= 1 s.
+5. The embedded AWS's peak memory (VmHWM of ``python -m local``) after each phase.
+
+Prints Markdown tables and PASS/FAIL lines, writes bench/results/embedded.json and exits 1
+when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from app import create_app  # noqa: E402
+from bench.search import EMULATOR_READ_TIMEOUT, ReadCounter, free_port, load, load_studies, records  # noqa: E402
+from config import S3_BUCKET_NAME  # noqa: E402
+from local.process import DELIVERY_MARKER, EVENTS_VARIABLE, LocalAWSProcess  # noqa: E402
+from local.samples import SampleSpec, build_file  # noqa: E402
+from local.server import create_table  # noqa: E402
+from managers.aws.clients import client_config, make_client  # noqa: E402
+from managers.bundle import Managers  # noqa: E402
+from managers.DynamoDBManager import DynamoDBManager  # noqa: E402
+from managers.store.table import PARTITION_KEY  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "embedded.json"
+PAGE = 25
+# Listing shape → (path, GraphQL body or None: a GET). StudyDate 2023 Q1; records() spans 2015-2024.
+GRAPHQL = f"{{ studies(first: {PAGE}) {{ items {{ studyInstanceUid patientName studyDate }} nextCursor }} }}"
+SHAPES: dict[str, tuple[str, dict[str, Any] | None]] = {
+    "QIDO-RS studies, no filter": (f"/dicomweb/studies?limit={PAGE}", None),
+    "QIDO-RS studies, PatientName=smi*": (f"/dicomweb/studies?limit={PAGE}&PatientName=smi*", None),
+    "QIDO-RS studies, ModalitiesInStudy=CT": (f"/dicomweb/studies?limit={PAGE}&ModalitiesInStudy=CT", None),
+    "QIDO-RS studies, StudyDate range": (f"/dicomweb/studies?limit={PAGE}&StudyDate=20230101-20230331", None),
+    "GraphQL studies(first: 25)": ("/graphql", {"query": GRAPHQL}),
+    "REST /search-metadata": (f"/search-metadata?limit={PAGE}", None),
+}
+PAGE_RATIO_TARGET = 2.0
+PAGE_MS_TARGET = 300.0
+ARRIVAL_TARGET = 100.0
+INDEX_TARGET = 300.0
+READ_P95_TARGET_MS = 1000.0
+READ_EVERY = 0.2
+UPLOADERS = 16
+ARRIVE_PREFIX = "dicom/bench-embedded/"
+INDEX_PREFIX = "bench-embedded-index/"
+ARRIVAL_TIMEOUT = 600.0
+
+
+def peak_mb(aws: LocalAWSProcess) -> float:
+    """The embedded AWS process's peak resident memory (VmHWM), MB."""
+    process = aws._process  # the child LocalAWSProcess started; it exposes no pid of its own
+    assert process is not None, "the embedded AWS is running"
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class Listing:
+    shape: str
+    size: int
+    ms: list[float] = field(default_factory=list)
+    items: list[int] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)
+    served: int = 0
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.ms)
+
+
+def serve_page(client: Any, path: str, body: dict[str, Any] | None) -> int:
+    """Request one page; return how many entries it holds (raise unless 200)."""
+    answer = client.post(path, json=body) if body is not None else client.get(path)
+    assert answer.status_code == 200, (path, answer.status_code, answer.get_data(as_text=True)[:300])
+    data = answer.get_json()
+    if isinstance(data, list):
+        return len(data)
+    if "data" in data:
+        assert not data.get("errors"), data["errors"]
+        return len(data["data"]["studies"]["items"])
+    return len(data["items"])
+
+
+def bench_size(endpoint: str, size: int, repeats: int) -> list[Listing]:
+    """Fill a fresh table with ``size`` records, serve every shape's first page; drop the table."""
+    table = f"bench-embedded-{size}"
+    credentials = LocalAWSProcess.credentials
+    dynamodb = DynamoDBManager(
+        credentials.aws_access_key_id,
+        credentials.aws_secret_access_key,
+        endpoint_url=endpoint,
+        config=client_config(read_timeout=EMULATOR_READ_TIMEOUT),
+        table_name=table,
+    )
+    create_table(dynamodb.client, table)
+    try:
+        print(f"{size:,} instances:", file=sys.stderr)
+        rows = records(size)
+        load(dynamodb.client, table, rows)
+        load_studies(dynamodb, rows)
+        base = Managers.create(credentials, endpoint)
+        managers = Managers(s3=base.s3, dynamodb=dynamodb, dicom=base.dicom)
+        client = create_app({"MANAGERS": managers}).test_client()
+        counter = ReadCounter(dynamodb.client)
+        out = []
+        for shape, (path, body) in SHAPES.items():
+            result = Listing(shape, size)
+            serve_page(client, path, body)  # warm: the first request builds what the app caches
+            counter.take()
+            for _ in range(repeats):
+                started = time.perf_counter()
+                result.served = serve_page(client, path, body)
+                result.ms.append((time.perf_counter() - started) * 1000)
+                items, calls, _ = counter.take()
+                result.items.append(items)
+                result.calls.append(calls)
+            out.append(result)
+        return out
+    finally:
+        dynamodb.client.delete_table(TableName=table)
+
+
+def small_files(count: int, tag: str) -> list[tuple[str, bytes]]:
+    """``count`` small instances (4 KiB of pixels), in studies of 20 of a few patients."""
+    out = []
+    for n in range(count):
+        spec = SampleSpec(
+            patient_id=f"EMB-{n % 37}",
+            pixel_bytes=4096,
+            study_instance_uid=f"2.25.77.{tag}.{n // 20 + 1}",
+            series_instance_uid=f"2.25.77.{tag}.{n // 20 + 1}.1",
+            series_number=1,
+            instance_number=n % 20 + 1,
+        )
+        out.append((f"{n:06d}.dcm", build_file(spec)))
+    return out
+
+
+def put_all(s3: Any, prefix: str, files: list[tuple[str, bytes]]) -> float:
+    """Put ``files`` under ``prefix`` from ``UPLOADERS`` threads; return the seconds it took."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(UPLOADERS) as pool:
+        list(pool.map(lambda f: s3.put_object(Bucket=S3_BUCKET_NAME, Key=prefix + f[0], Body=f[1]), files))
+    return time.monotonic() - started
+
+
+def count_records(dynamodb: DynamoDBManager, prefix: str) -> int:
+    """Records whose path starts with ``prefix``: one counting Scan (moto walks the table anyway)."""
+    total, start = 0, None
+    while True:
+        arguments: dict[str, Any] = {
+            "TableName": dynamodb.table_name,
+            "Select": "COUNT",
+            "FilterExpression": "begins_with(#k, :p)",
+            "ExpressionAttributeNames": {"#k": PARTITION_KEY},
+            "ExpressionAttributeValues": {":p": {"S": f"s3://{S3_BUCKET_NAME}/{prefix}"}},
+        }
+        if start:
+            arguments["ExclusiveStartKey"] = start
+        answer = dynamodb.client.scan(**arguments)
+        total += int(answer["Count"])
+        start = answer.get("LastEvaluatedKey")
+        if not start:
+            return total
+
+
+def bench_index(files: int, workers: int) -> dict[str, Any]:
+    """Put ``files`` without events, then time ``python -m indexer`` over them."""
+    corpus = small_files(files, "9")
+    with LocalAWSProcess(free_port(), env={EVENTS_VARIABLE: "0"}) as aws:
+        s3 = make_client("s3", "local", "local", endpoint_url=aws.endpoint_url)
+        put_all(s3, INDEX_PREFIX, corpus)
+        print(f"make index: {files:,} files put, indexing with {workers} workers", file=sys.stderr)
+        env = {**os.environ, "LOCAL_AWS_PORT": str(aws.port), "DICOM_META_BACKEND": "local"}
+        arguments = [f"s3://{S3_BUCKET_NAME}/{INDEX_PREFIX}", "--workers", str(workers)]
+        arguments += ["--report", str(ROOT / "bench" / "results" / "embedded-failures.jsonl")]
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "indexer", *arguments],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.monotonic() - started
+        summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return {
+            **summary,
+            "files": files,
+            "workers": workers,
+            "wall": wall,
+            "rate": summary["indexed"] / summary["seconds"],
+            "peak_mb": peak_mb(aws),
+        }
+
+
+def bench_arrival(files: int) -> dict[str, Any]:
+    """The embedded AWS and its delivery as `make run` starts them; copy ``files`` into dicom/,
+    time until all are indexed, and read a study page every 0.2 s meanwhile."""
+    corpus = small_files(files, "8")
+    port = free_port()
+    with (
+        LocalAWSProcess(port, env={EVENTS_VARIABLE: "0"}) as aws,
+        LocalAWSProcess(port, module="local.delivery", marker=DELIVERY_MARKER),
+    ):
+        credentials = aws.credentials
+        s3 = make_client("s3", "local", "local", endpoint_url=aws.endpoint_url)
+        dynamodb = DynamoDBManager("local", "local", endpoint_url=aws.endpoint_url)
+        client = create_app({"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_CREDENTIALS": credentials}).test_client()
+        serve_page(client, f"/dicomweb/studies?limit={PAGE}", None)
+        reads: list[float] = []
+        stop = threading.Event()
+
+        def reader() -> None:
+            while not stop.wait(READ_EVERY):
+                started = time.perf_counter()
+                serve_page(client, f"/dicomweb/studies?limit={PAGE}", None)
+                reads.append((time.perf_counter() - started) * 1000)
+
+        print(f"on arrival: copying {files:,} files into dicom/", file=sys.stderr)
+        thread = threading.Thread(target=reader, daemon=True)
+        started = time.monotonic()
+        thread.start()
+        uploaded = put_all(s3, ARRIVE_PREFIX, corpus)
+        indexed = 0
+        while time.monotonic() - started < ARRIVAL_TIMEOUT:
+            indexed = count_records(dynamodb, ARRIVE_PREFIX)
+            print(f"\r  {indexed:,} of {files:,} indexed", end="", file=sys.stderr, flush=True)
+            if indexed >= files:
+                break
+            time.sleep(1.0)
+        seconds = time.monotonic() - started
+        stop.set()
+        thread.join()
+        print(file=sys.stderr)
+        ordered = sorted(reads)
+        return {
+            "files": files,
+            "indexed": indexed,
+            "upload_seconds": uploaded,
+            "seconds": seconds,
+            "rate": indexed / seconds,
+            "reads": len(reads),
+            "read_p50_ms": statistics.median(ordered) if ordered else float("nan"),
+            "read_p95_ms": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else float("nan"),
+            "read_max_ms": ordered[-1] if ordered else float("nan"),
+            "peak_mb": peak_mb(aws),
+        }
+
+
+def listing_table(results: list[Listing]) -> str:
+    sizes = sorted({r.size for r in results})
+    head = " | ".join(f"ms @{s:,} | items @{s:,}" for s in sizes)
+    lines = [f"| listing (page of {PAGE}) | {head} | ratio |", "|---|" + "---:|" * (2 * len(sizes) + 1)]
+    for shape in SHAPES:
+        by_size = {r.size: r for r in results if r.shape == shape}
+        cells = [f"{by_size[s].median_ms:,.0f} | {max(by_size[s].items)}" for s in sizes]
+        ratio = by_size[sizes[-1]].median_ms / by_size[sizes[0]].median_ms
+        lines.append(f"| {shape} | {' | '.join(cells)} | {ratio:.2f}× |")
+    return "\n".join(lines)
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+def checks(listings: list[Listing], index: dict[str, Any], arrival: dict[str, Any]) -> list[Check]:
+    sizes = sorted({r.size for r in listings})
+    out = []
+    for shape in SHAPES:
+        small = next(r for r in listings if r.shape == shape and r.size == sizes[0])
+        large = next(r for r in listings if r.shape == shape and r.size == sizes[-1])
+        ratio = large.median_ms / small.median_ms
+        out.append(
+            Check(
+                f"{shape}: within {PAGE_RATIO_TARGET:.0f}x of {sizes[0]:,} and under {PAGE_MS_TARGET:.0f} ms",
+                ratio <= PAGE_RATIO_TARGET and large.median_ms < PAGE_MS_TARGET,
+                f"{large.median_ms:.0f} ms at {sizes[-1]:,}, {small.median_ms:.0f} ms at {sizes[0]:,} ({ratio:.2f}x)",
+            )
+        )
+    out.append(
+        Check(
+            f"make index >= {INDEX_TARGET:.0f} files/s",
+            index["rate"] >= INDEX_TARGET,
+            f"{index['rate']:.0f} files/s",
+        )
+    )
+    out.append(
+        Check(
+            f"on arrival >= {ARRIVAL_TARGET:.0f} files/s",
+            arrival["indexed"] >= arrival["files"] and arrival["rate"] >= ARRIVAL_TARGET,
+            f"{arrival['indexed']:,} of {arrival['files']:,} in {arrival['seconds']:.1f} s, "
+            f"{arrival['rate']:.0f} files/s",
+        )
+    )
+    out.append(
+        Check(
+            f"study page p95 <= {READ_P95_TARGET_MS:.0f} ms while indexing",
+            arrival["read_p95_ms"] <= READ_P95_TARGET_MS,
+            f"p95 {arrival['read_p95_ms']:.0f} ms over {arrival['reads']} reads",
+        )
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000", help="instances per run, comma-separated (%(default)s)")
+    parser.add_argument("--repeats", type=int, default=5, help="requests of each page, median taken (%(default)s)")
+    parser.add_argument("--arrive", type=int, default=1000, help="files copied into dicom/ (default: %(default)s)")
+    parser.add_argument("--index-files", type=int, default=1000, help="files for make index (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=32, help="make index workers (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results (default: bench/results/embedded.json)")
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    with LocalAWSProcess(free_port(), env={EVENTS_VARIABLE: "0"}) as aws:
+        listings = [r for size in sizes for r in bench_size(aws.endpoint_url, size, args.repeats)]
+        listing_peak = peak_mb(aws)
+    index = bench_index(args.index_files, args.workers)
+    arrival = bench_arrival(args.arrive)
+    found = checks(listings, index, arrival)
+
+    print(f"\n**1. First page of each listing, median of {args.repeats} (ms) and items read (the most of any)**\n")
+    print(listing_table(listings))
+    print("\n**2-5. Indexing rates, reads while indexing, the embedded AWS's peak memory**\n")
+    print("| phase | files | seconds | files/s | reads p50 / p95 / max | embedded AWS VmHWM |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| listings, {sizes[-1]:,} instances | - | - | - | - | {listing_peak:.0f} MB |")
+    print(
+        f"| `make index`, {index['workers']} workers | {index['indexed']:,} | {index['seconds']:.1f} "
+        f"| {index['rate']:.0f} | - | {index['peak_mb']:.0f} MB |"
+    )
+    print(
+        f"| on arrival (delivery process) | {arrival['indexed']:,} | {arrival['seconds']:.1f} | {arrival['rate']:.0f} "
+        f"| {arrival['read_p50_ms']:.0f} / {arrival['read_p95_ms']:.0f} / {arrival['read_max_ms']:.0f} ms "
+        f"| {arrival['peak_mb']:.0f} MB |"
+    )
+    print()
+    for check in found:
+        print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "page": PAGE,
+        "listings": [{**r.__dict__, "median_ms": r.median_ms} for r in listings],
+        "listing_peak_mb": listing_peak,
+        "index": index,
+        "arrival": arrival,
+        "checks": [c.__dict__ for c in found],
+    }
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\nResults written to {args.out}")
+    return 0 if all(check.passed for check in found) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
