@@ -19,7 +19,7 @@ starts its own embedded AWS (``python -m local``) in a child process, as ``make 
    ``python -m indexer <prefix> --workers 32`` as a subprocess. Target >= 300 files/s.
 3. On arrival: the embedded AWS with LOCAL_AWS_EVENTS=0 and ``python -m local.delivery``, as
    ``make run`` starts them; ``--arrive`` small files copied into ``dicom/`` by boto3 from 16
-   threads, timed until every one has its record (a counting Scan every second). Target
+   threads, timed until every one has its record (BatchGetItem of their keys every second). Target
    >= 100 files/s. 4. Meanwhile a QIDO-RS study page every 0.2 s through the API: p95 <= 1 s.
 5. The embedded AWS's peak memory (VmHWM of ``python -m local``) after each phase.
 
@@ -84,9 +84,8 @@ ARRIVAL_TIMEOUT = 600.0
 
 def peak_mb(aws: LocalAWSProcess) -> float:
     """The embedded AWS process's peak resident memory (VmHWM), MB."""
-    process = aws._process  # the child LocalAWSProcess started; it exposes no pid of its own
-    assert process is not None, "the embedded AWS is running"
-    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+    assert aws.pid is not None, "the embedded AWS is running"
+    for line in Path(f"/proc/{aws.pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -182,24 +181,24 @@ def put_all(s3: Any, prefix: str, files: list[tuple[str, bytes]]) -> float:
     return time.monotonic() - started
 
 
-def count_records(dynamodb: DynamoDBManager, prefix: str) -> int:
-    """Records whose path starts with ``prefix``: one counting Scan (moto walks the table anyway)."""
-    total, start = 0, None
-    while True:
-        arguments: dict[str, Any] = {
-            "TableName": dynamodb.table_name,
-            "Select": "COUNT",
-            "FilterExpression": "begins_with(#k, :p)",
-            "ExpressionAttributeNames": {"#k": PARTITION_KEY},
-            "ExpressionAttributeValues": {":p": {"S": f"s3://{S3_BUCKET_NAME}/{prefix}"}},
+def count_records(dynamodb: DynamoDBManager, prefix: str, files: list[tuple[str, bytes]]) -> int:
+    """How many of ``files`` under ``prefix`` have their record: BatchGetItem of their keys,
+    100 at a time, as a client that knows what it copied would check (no Scan)."""
+    found = 0
+    keys = [{PARTITION_KEY: {"S": f"s3://{S3_BUCKET_NAME}/{prefix}{name}"}} for name, _ in files]
+    for start in range(0, len(keys), 100):
+        wanted: dict[str, Any] = {
+            dynamodb.table_name: {
+                "Keys": keys[start : start + 100],
+                "ProjectionExpression": "#k",
+                "ExpressionAttributeNames": {"#k": PARTITION_KEY},
+            }
         }
-        if start:
-            arguments["ExclusiveStartKey"] = start
-        answer = dynamodb.client.scan(**arguments)
-        total += int(answer["Count"])
-        start = answer.get("LastEvaluatedKey")
-        if not start:
-            return total
+        while wanted:
+            answer = dynamodb.client.batch_get_item(RequestItems=wanted)
+            found += len(answer["Responses"].get(dynamodb.table_name, []))
+            wanted = answer.get("UnprocessedKeys") or {}
+    return found
 
 
 def bench_index(files: int, workers: int) -> dict[str, Any]:
@@ -263,7 +262,7 @@ def bench_arrival(files: int) -> dict[str, Any]:
         uploaded = put_all(s3, ARRIVE_PREFIX, corpus)
         indexed = 0
         while time.monotonic() - started < ARRIVAL_TIMEOUT:
-            indexed = count_records(dynamodb, ARRIVE_PREFIX)
+            indexed = count_records(dynamodb, ARRIVE_PREFIX, corpus)
             print(f"\r  {indexed:,} of {files:,} indexed", end="", file=sys.stderr, flush=True)
             if indexed >= files:
                 break

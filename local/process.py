@@ -75,6 +75,11 @@ class LocalAWSProcess:
             raise RuntimeError(f"python -m {self.module} did not start (port {self.port})")
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (benchmarks read its memory from /proc)."""
+        return self._process.pid if self._process is not None else None
+
     def _drain(self, process: subprocess.Popen[str], ready: threading.Event) -> None:
         # Always read the pipe, so a chatty child never blocks on a full one.
         assert process.stdout is not None, "started with stdout=PIPE"
