@@ -37,7 +37,7 @@ from tqdm import tqdm
 from config import S3_BUCKET_NAME
 from errors import UpstreamUnavailable
 from managers.aws.backend import choose_backend
-from managers.aws.clients import client_config, credential_args, make_client
+from managers.aws.clients import BACKGROUND_AGENT, client_config, credential_args, make_client
 from managers.DynamoDBManager import DynamoDBManager
 from managers.indexing import Indexer, PageResult
 
@@ -90,8 +90,10 @@ def connect(workers: int) -> Indexer:
         backend = choose_backend()
     except SystemExit as exc:
         raise UsageError(str(exc)) from exc
-    config = client_config(max_pool_connections=max(32, workers + 4))
-    s3_config = client_config(max_pool_connections=max(32, workers + 4), s3={"addressing_style": "path"})
+    # Marked as background work: the embedded AWS serves the API's requests first.
+    pool = {"max_pool_connections": max(32, workers + 4), "user_agent_extra": BACKGROUND_AGENT}
+    config = client_config(**pool)
+    s3_config = client_config(**pool, s3={"addressing_style": "path"})
     if backend.is_local:
         missing = f"no embedded AWS answers at {backend.endpoint_url}: start `make run` (same LOCAL_AWS_PORT) first"
     else:

@@ -17,7 +17,7 @@ from typing import Any
 
 from config import S3_BUCKET_NAME
 from local.events import INDEXER_FILE, WAIT_SECONDS, EventRunner, load_handler_module
-from managers.aws.clients import Credentials, client_config, make_client
+from managers.aws.clients import BACKGROUND_AGENT, Credentials, client_config, make_client
 from managers.DynamoDBManager import DynamoDBManager
 from managers.indexing import Indexer
 from metadata import s3_path_of
@@ -51,8 +51,9 @@ class Queues:
 
 
 def _config() -> Any:
-    """Timeouts that outlast a long poll and a busy emulator: locally, slow is not down."""
-    return client_config(read_timeout=WAIT_SECONDS + EMULATOR_READ_TIMEOUT)
+    """Timeouts that outlast a long poll and a busy emulator (locally, slow is not down); marked
+    as background work, which the embedded AWS serves after a person's requests."""
+    return client_config(read_timeout=WAIT_SECONDS + EMULATOR_READ_TIMEOUT, user_agent_extra=BACKGROUND_AGENT)
 
 
 def find_queues(sqs: Any) -> Queues:

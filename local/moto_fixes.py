@@ -2,7 +2,8 @@
 
 - moto runs requests on threads without a lock, and an ``UpdateItem``'s ``ADD`` is a read and a
   write in Python: two at once can lose one. DynamoDB serializes writes to an item; the
-  embedded AWS serializes its DynamoDB requests (``serialize_dynamodb``).
+  embedded AWS serializes its DynamoDB requests (``serialize_dynamodb``), a person's request
+  before the background work waiting with it (``FairLock``).
 - moto's ``TransactWriteItems`` deep-copies every table it touches, once per action, and on a
   cancelled transaction puts the copies back, undoing whatever other requests wrote meanwhile.
   Its cost grows with the table and it loses writes. ``transact_write_items`` below checks every
@@ -49,32 +50,52 @@ from moto.s3 import notifications as s3_notifications
 from moto.sqs import models as sqs_models
 
 from local import moto_objects, moto_query
+from managers.aws.clients import BACKGROUND_AGENT
 
 
 class FairLock:
-    """A lock handed to its waiters first come, first served: a burst of the event runners'
-    writes cannot keep the API's reads waiting (``threading.Lock`` wakes any waiter)."""
+    """A lock handed to its waiters first come, first served (``threading.Lock`` wakes any
+    waiter), a request of a person before background work.
+
+    Background requests (the event delivery's and the bulk indexer's, by their User-Agent)
+    wait behind every waiting foreground one, but never behind more than ``FOREGROUND_RUN`` in a
+    row: a burst of writes cannot keep the API's reads waiting, and reads cannot stop indexing.
+    """
+
+    FOREGROUND_RUN = 4
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._waiters: collections.deque[threading.Event] = collections.deque()
+        self._background: collections.deque[threading.Event] = collections.deque()
         self._held = False
+        self._run = 0  # foreground hand-overs in a row while background work waited
 
-    def __enter__(self) -> None:
+    def acquire(self, background: bool = False) -> None:
         with self._mutex:
             if not self._held:
                 self._held = True
                 return
             turn = threading.Event()
-            self._waiters.append(turn)
+            (self._background if background else self._waiters).append(turn)
         turn.wait()  # released to this waiter: it holds the lock now
 
-    def __exit__(self, *exc: object) -> None:
+    def release(self) -> None:
         with self._mutex:
-            if self._waiters:
+            if self._waiters and (not self._background or self._run < self.FOREGROUND_RUN):
+                self._run = self._run + 1 if self._background else 0
                 self._waiters.popleft().set()
+            elif self._background:
+                self._run = 0
+                self._background.popleft().set()
             else:
                 self._held = False
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 _lock = FairLock()
@@ -87,8 +108,11 @@ def serialize_dynamodb(app: Callable[..., Iterable[bytes]]) -> Callable[..., Ite
     def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
             return app(environ, start_response)
-        with _lock:
+        _lock.acquire(background=BACKGROUND_AGENT in environ.get("HTTP_USER_AGENT", ""))
+        try:
             return list(app(environ, start_response))
+        finally:
+            _lock.release()
 
     return serialized
 

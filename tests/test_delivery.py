@@ -17,11 +17,13 @@ import pytest
 import app as app_module
 from config import S3_BUCKET_NAME
 from local import delivery as delivery_module
+from local import moto_fixes
 from local.delivery import Delivery, Queues, seeded_paths
 from local.moto_fixes import FairLock
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS
 from managers.aws.backend import PORT_VARIABLE
+from managers.aws.clients import BACKGROUND_AGENT, make_client
 from managers.DynamoDBManager import DynamoDBManager
 from tests.resolvers.dicomweb.test_dicomweb import wait_for
 
@@ -33,7 +35,7 @@ def test_make_run_starts_the_emulator_and_the_delivery_in_processes_of_their_own
     children = app_module.start_local_aws()
     try:
         aws, delivery = children
-        pids = {child._process.pid for child in children if child._process is not None}
+        pids = {child.pid for child in children if child.pid is not None}
         # Two processes besides this one (the API's), both children of it
         assert len(pids) == 2 and os.getpid() not in pids
         assert {_parent_of(pid) for pid in pids} == {os.getpid()}
@@ -89,13 +91,57 @@ def test_the_lock_serves_its_waiters_in_turn() -> None:
     assert order == [0, 1, 2, 3]
 
 
+def test_a_waiting_request_goes_before_background_work_but_never_starves_it() -> None:
+    lock = FairLock()
+    order: list[str] = []
+    lock.acquire(background=True)
+    threads = []
+    # Three background waiters, then six foreground ones: the foreground goes first, four at
+    # a time (FOREGROUND_RUN) before one background waiter gets its turn.
+    waiters = [("b", True)] * 3 + [("f", False)] * 6
+    for n, (name, background) in enumerate(waiters):
+        thread = threading.Thread(target=_take, args=(lock, order, f"{name}{n}", background))
+        thread.start()
+        threads.append(thread)
+        assert wait_for(partial(_waiting, lock, n + 1))
+    lock.release()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert lock.FOREGROUND_RUN == 4
+    assert order == ["f3", "f4", "f5", "f6", "b0", "f7", "f8", "b1", "b2"]
+
+
+def test_the_embedded_aws_knows_background_clients_by_their_user_agent(
+    local_aws: LocalAWS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the delivery's clients send: botocore appends user_agent_extra to its User-Agent.
+    sent: list[str] = []
+    config = delivery_module._config()
+    client = make_client("dynamodb", "local", "local", endpoint_url=local_aws.endpoint_url, config=config)
+    client.meta.events.register("before-send", lambda request, **_: sent.append(request.headers["User-Agent"]))
+    client.list_tables()
+    agent = sent[0].decode() if isinstance(sent[0], bytes) else sent[0]
+    assert BACKGROUND_AGENT in agent
+    # What the emulator does with it: the lock is taken as background work.
+    taken: list[bool] = []
+    monkeypatch.setattr(moto_fixes._lock, "acquire", lambda background=False: taken.append(background))
+    monkeypatch.setattr(moto_fixes._lock, "release", lambda: None)
+    app = moto_fixes.serialize_dynamodb(lambda environ, start: [b"{}"])
+    for user_agent in (agent, "Boto3/1.35 md/Botocore#1.35"):
+        app({"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.GetItem", "HTTP_USER_AGENT": user_agent}, None)
+    assert taken == [True, False]
+
+
 def _waiting(lock: FairLock, count: int) -> bool:
-    return len(lock._waiters) == count
+    return len(lock._waiters) + len(lock._background) == count
 
 
-def _take(lock: FairLock, order: list[int], n: int) -> None:
-    with lock:
+def _take(lock: FairLock, order: list[Any], n: Any, background: bool = False) -> None:
+    lock.acquire(background)
+    try:
         order.append(n)
+    finally:
+        lock.release()
 
 
 def test_progress_says_how_many_events_wait(

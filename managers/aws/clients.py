@@ -81,6 +81,12 @@ def credential_args(credentials: Credentials | None) -> tuple[str | None, str | 
     return credentials.aws_access_key_id, credentials.aws_secret_access_key, credentials.aws_session_token
 
 
+# The User-Agent suffix of clients doing background work (event delivery, bulk indexing): the
+# embedded AWS serves a waiting person's request before theirs (local/moto_fixes.py). On AWS it
+# is only a label.
+BACKGROUND_AGENT = "dicom-meta-background"
+
+
 def client_config(**overrides: Any) -> Config:
     """Return the botocore config every client uses: short timeouts, standard retries."""
     settings: dict[str, Any] = {
