@@ -10,6 +10,9 @@
   condition first, applies only when all hold, and rolls back only the items it wrote.
 - moto's Query walks the whole table; ``local.moto_query`` reads only the partition named,
   so no request holds the lock for work that grows with the table.
+- moto validates an UpdateItem with ten walks of its syntax tree and measures an item once
+  per attribute it sets; ``local.moto_update`` applies the service's update shapes directly
+  and measures each item once.
 - moto's SQS walks every message of a queue on each SendMessage and ReceiveMessage (for the
   queue's attributes and its visible messages), asking ``datetime`` for the time twice per
   message: with thousands of events waiting, each event cost milliseconds more and delivery
@@ -49,7 +52,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.s3 import notifications as s3_notifications
 from moto.sqs import models as sqs_models
 
-from local import moto_objects, moto_query
+from local import moto_objects, moto_query, moto_update
 from managers.aws.clients import BACKGROUND_AGENT
 
 
@@ -118,9 +121,10 @@ def serialize_dynamodb(app: Callable[..., Iterable[bytes]]) -> Callable[..., Ite
 
 
 def install() -> None:
-    """Replace moto's ``transact_write_items`` and its Query (idempotent)."""
+    """Replace moto's ``transact_write_items``, its Query, its UpdateItem and the rest above (idempotent)."""
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]  # the fix itself
     moto_query.install()
+    moto_update.install()
     moto_objects.install()
     moto_backends.list_of_moto_modules = _moto_modules  # the fix itself: read once
     sqs_models.unix_time = _now_seconds  # the fix itself: the same clock, cheaper

@@ -31,6 +31,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, Table
 
+from local import moto_update
+
 # Items the fast path looked at, for the tests (they bound a Query's reads by it).
 stats = {"examined": 0, "fallbacks": 0}
 ENABLED = True
@@ -38,7 +40,6 @@ ENABLED = True
 _original_query: Callable[..., Any] = Table.query
 _original_put = Table.put_item
 _original_delete = Table.delete_item
-_original_update = DynamoDBBackend.update_item
 # Key condition comparisons this path bisects: moto's names and symbols alike.
 _LOWER = {"GT": "gt", ">": "gt", "GE": "ge", ">=": "ge", "EQ": "eq", "=": "eq", "BETWEEN": "ge"}
 _UPPER = {"LT": "lt", "<": "lt", "LE": "le", "<=": "le", "EQ": "le", "=": "le"}
@@ -175,7 +176,7 @@ def _delete_item(self: Table, hash_key: DynamoType, range_key: DynamoType | None
 
 def _update_item(self: DynamoDBBackend, table_name: str, *args: Any, **kwargs: Any) -> Item:
     # moto changes the stored item in place: it is placed again where its keys now put it.
-    item: Item = _original_update(self, table_name, *args, **kwargs)
+    item: Item = moto_update.update_item(self, table_name, *args, **kwargs)
     for index in _indexes(self.get_table(table_name)).values():
         index.put(item)
     return item
