@@ -81,7 +81,7 @@ READ_EVERY = 0.2
 UPLOADERS = 16
 ARRIVE_PREFIX = "dicom/bench-embedded/"
 INDEX_PREFIX = "bench-embedded-index/"
-ARRIVAL_TIMEOUT = 600.0
+ARRIVAL_TIMEOUT = 1800.0  # 10,000 files at 10 files/s, with room
 
 
 def peak_mb(aws: LocalAWSProcess) -> float:

@@ -13,10 +13,10 @@
 - moto validates an UpdateItem with ten walks of its syntax tree and measures an item once
   per attribute it sets; ``local.moto_update`` applies the service's update shapes directly
   and measures each item once.
-- moto's SQS walks every message of a queue on each SendMessage and ReceiveMessage (for the
-  queue's attributes and its visible messages), asking ``datetime`` for the time twice per
-  message: with thousands of events waiting, each event cost milliseconds more and delivery
-  stalled. ``_now_seconds`` tells the same time from ``time.time`` at a fraction of the cost.
+- moto's SQS walks every message of a queue, in Python, on each SendMessage, ReceiveMessage
+  and DeleteMessage, asking ``datetime`` for the time twice per message: with thousands of
+  events waiting, each event cost milliseconds more and copies into ``dicom/`` timed out.
+  ``local.moto_sqs`` makes each call cost the few messages it touches.
 - moto finds each request's service by listing its own package directory, under a lock every
   request takes: the list is read once (``_moto_modules``).
 - moto keeps objects in memory and reads a whole object for a ranged GET;
@@ -35,12 +35,10 @@ import copy
 import functools
 import itertools
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from moto import backends as moto_backends
-from moto.core import utils as moto_utils
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     MultipleTransactionsException,
@@ -50,9 +48,8 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 from moto.s3 import notifications as s3_notifications
-from moto.sqs import models as sqs_models
 
-from local import moto_objects, moto_query, moto_update
+from local import moto_objects, moto_query, moto_sqs, moto_update
 from managers.aws.clients import BACKGROUND_AGENT
 
 
@@ -127,8 +124,7 @@ def install() -> None:
     moto_update.install()
     moto_objects.install()
     moto_backends.list_of_moto_modules = _moto_modules  # the fix itself: read once
-    sqs_models.unix_time = _now_seconds  # the fix itself: the same clock, cheaper
-    sqs_models.unix_time_millis = _now_millis
+    moto_sqs.install()
     s3_notifications._get_s3_event = sequenced_s3_event  # the fix itself
 
 
@@ -138,14 +134,6 @@ _listed_modules = moto_backends.list_of_moto_modules
 @functools.cache
 def _moto_modules() -> tuple[str, ...]:
     return tuple(_listed_modules())
-
-
-def _now_seconds(dt: Any = None) -> float:
-    return moto_utils.unix_time(dt) if dt is not None else time.time()
-
-
-def _now_millis(dt: Any = None) -> float:
-    return moto_utils.unix_time_millis(dt) if dt is not None else time.time() * 1000.0
 
 
 _original_s3_event = s3_notifications._get_s3_event

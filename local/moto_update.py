@@ -19,7 +19,9 @@ too large. Conditions (``ConditionExpression``, ``Expected``) are moto's own cod
 type the clause does not take, a table with a stream) goes to moto's update unchanged, which
 raises its own errors for what is invalid.
 
-Every item moto builds (each put, each item of a batch or a transaction) re-measured itself
+moto's request handler also parsed each update expression of a transaction once more, to
+list its attribute names; each expression is now parsed once (``install``). Every item moto
+builds (each put, each item of a batch or a transaction) re-measured itself
 once per attribute too, a cost that grew with the square of its attributes; ``measured_item``
 measures it once, with the same limit and error.
 
@@ -42,6 +44,7 @@ from moto.dynamodb.exceptions import ConditionalCheckFailed, ItemSizeTooLarge, I
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.utilities import bytesize
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]  # untyped export
 
 # Updates applied here and those left to moto, for the tests.
 stats = {"fast": 0, "fallbacks": 0}
@@ -81,8 +84,14 @@ def update_item(self: DynamoDBBackend, table_name: str, key: dict[str, Any], **k
 
 
 def install() -> None:
-    """Build moto's items measured once (the update goes through ``moto_query``'s)."""
+    """Build moto's items measured once and parse each update expression once (the update
+    itself goes through ``moto_query``'s)."""
     Item.__init__ = measured_item  # type: ignore[method-assign]  # the fix itself
+    if not hasattr(UpdateExpressionParser.make, "cache_info"):
+        # The syntax tree is only read (moto's validators work on a deep copy of it), so one
+        # parse serves every request with the same expression: moto's request handler parsed
+        # each transaction's updates again only to list their attribute names.
+        UpdateExpressionParser.make = staticmethod(functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make))
 
 
 def measured_item(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
