@@ -252,18 +252,23 @@ def bench_arrival(files: int) -> dict[str, Any]:
         LocalAWSProcess(port, module="local.delivery", marker=DELIVERY_MARKER),
     ):
         credentials = aws.credentials
-        s3 = make_client("s3", "local", "local", endpoint_url=aws.endpoint_url)
+        # The copier is any S3 client (the AWS CLI's timeouts: botocore's 60 s defaults), not
+        # one of the service's, whose 1.2 s suit S3 itself.
+        s3 = make_client("s3", "local", "local", endpoint_url=aws.endpoint_url, config=client_config(read_timeout=60))
         dynamodb = DynamoDBManager("local", "local", endpoint_url=aws.endpoint_url)
         client = create_app({"AWS_ENDPOINT_URL": aws.endpoint_url, "AWS_CREDENTIALS": credentials}).test_client()
         serve_page(client, f"/dicomweb/studies?limit={PAGE}", None)
         reads: list[float] = []
+        failed_reads: list[int] = []  # a page that did not answer 200 (503: the emulator too slow)
         stop = threading.Event()
 
         def reader() -> None:
             while not stop.wait(READ_EVERY):
                 started = time.perf_counter()
-                serve_page(client, f"/dicomweb/studies?limit={PAGE}", None)
+                answer = client.get(f"/dicomweb/studies?limit={PAGE}")
                 reads.append((time.perf_counter() - started) * 1000)
+                if answer.status_code != 200:
+                    failed_reads.append(answer.status_code)
 
         print(f"on arrival: copying {files:,} files into dicom/", file=sys.stderr)
         thread = threading.Thread(target=reader, daemon=True)
@@ -290,6 +295,7 @@ def bench_arrival(files: int) -> dict[str, Any]:
             "seconds": seconds,
             "rate": indexed / seconds,
             "reads": len(reads),
+            "failed_reads": len(failed_reads),
             "read_p50_ms": statistics.median(ordered) if ordered else float("nan"),
             "read_p95_ms": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else float("nan"),
             "read_max_ms": ordered[-1] if ordered else float("nan"),
@@ -347,9 +353,10 @@ def checks(listings: list[Listing], index: dict[str, Any], arrival: dict[str, An
     )
     out.append(
         Check(
-            f"study page p95 <= {READ_P95_TARGET_MS:.0f} ms while indexing",
-            arrival["read_p95_ms"] <= READ_P95_TARGET_MS,
-            f"p95 {arrival['read_p95_ms']:.0f} ms over {arrival['reads']} reads",
+            f"study page p95 <= {READ_P95_TARGET_MS:.0f} ms while indexing, every page answered",
+            arrival["read_p95_ms"] <= READ_P95_TARGET_MS and not arrival["failed_reads"],
+            f"p95 {arrival['read_p95_ms']:.0f} ms over {arrival['reads']} reads, "
+            f"{arrival['failed_reads']} not answered",
         )
     )
     return out
@@ -386,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"| on arrival (delivery process) | {arrival['indexed']:,} | {arrival['seconds']:.1f} | {arrival['rate']:.0f} "
-        f"| {arrival['read_p50_ms']:.0f} / {arrival['read_p95_ms']:.0f} / {arrival['read_max_ms']:.0f} ms "
+        f"| {arrival['read_p50_ms']:.0f} / {arrival['read_p95_ms']:.0f} / {arrival['read_max_ms']:.0f} ms"
+        f" ({arrival['failed_reads']} of {arrival['reads']} not 200) "
         f"| {arrival['peak_mb']:.0f} MB |"
     )
     print()
