@@ -177,9 +177,15 @@ def _fast_update(
     expected: dict[str, Any] | None = None,
     condition_expression: str | None = None,
     return_values_on_condition_check_failure: str | None = None,
+    **other: Any,
 ) -> Item | None:
-    """Apply the update here, or return ``None`` (nothing changed) for moto to do it."""
+    """Apply the update here, or return ``None`` (nothing changed) for moto to do it.
+
+    ``other``: arguments a later moto may pass; the update is then left to it.
+    """
     table = backend.get_table(table_name)
+    if other:
+        return None
     clauses = parse(update_expression) if update_expression and not attribute_updates else None
     if clauses is None or table.stream_shard is not None or table.range_key_attr is not None:
         return None
