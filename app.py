@@ -132,10 +132,14 @@ def main() -> None:
 def start_local_aws() -> list[Any]:
     """Start the embedded AWS and its event delivery, each in a process of its own, so neither
     shares an interpreter (and its lock) with the API; return once the samples are indexed."""
+    from local import snapshot
     from local.delivery import seeded_paths, wait_for_records
     from local.process import DELIVERY_MARKER, EVENTS_VARIABLE, LocalAWSProcess
     from managers.DynamoDBManager import DynamoDBManager
 
+    data = snapshot.data_dir()
+    # A saved data directory is loaded instead of seeded: its samples may have been deleted.
+    seeded = seeded_paths() if data is None or snapshot.saved(data) is None else []
     aws = LocalAWSProcess(local_aws_port(), echo=sys.stderr, env={EVENTS_VARIABLE: "0"}).start()
     delivery = LocalAWSProcess(aws.port, echo=sys.stderr, module="local.delivery", marker=DELIVERY_MARKER)
     try:
@@ -144,7 +148,7 @@ def start_local_aws() -> list[Any]:
         aws.stop()
         raise
     keys = (aws.credentials.aws_access_key_id, aws.credentials.aws_secret_access_key)
-    wait_for_records(DynamoDBManager(*keys, endpoint_url=aws.endpoint_url), seeded_paths())
+    wait_for_records(DynamoDBManager(*keys, endpoint_url=aws.endpoint_url), seeded)
     return [aws, delivery]
 
 

@@ -141,6 +141,24 @@ _sequence = itertools.count(1)
 _sequence_lock = threading.Lock()
 
 
+def next_sequence() -> int:
+    """Take the number the next S3 event's sequencer would get (a snapshot keeps it)."""
+    with _sequence_lock:
+        return next(_sequence)
+
+
+def continue_sequence(start: int) -> None:
+    """Number the S3 events from ``start`` on (after a snapshot's events)."""
+    global _sequence
+    with _sequence_lock:
+        _sequence = itertools.count(max(1, start))
+
+
+def dynamodb_lock() -> FairLock:
+    """The lock every DynamoDB request holds: whoever holds it sees the table between requests."""
+    return _lock
+
+
 def sequenced_s3_event(*args: Any, **kwargs: Any) -> dict[str, list[dict[str, Any]]]:
     """moto's S3 event with a ``sequencer``: hexadecimal, increasing in the order events are made."""
     event: dict[str, list[dict[str, Any]]] = _original_s3_event(*args, **kwargs)

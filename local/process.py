@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from local import snapshot
 from managers.aws.backend import LOCAL_CREDENTIALS, PORT_VARIABLE
 from managers.aws.clients import Credentials
 
@@ -27,6 +28,8 @@ DELIVERY_MARKER = "Delivering the events of "
 # LOCAL_AWS_EVENTS=0: ``python -m local`` leaves event delivery to ``python -m local.delivery``.
 EVENTS_VARIABLE = "LOCAL_AWS_EVENTS"
 START_TIMEOUT = 60.0
+# How long a stop waits for the emulator to save its data directory before killing it.
+SAVE_TIMEOUT = 600.0
 
 
 class LocalAWSProcess:
@@ -101,8 +104,9 @@ class LocalAWSProcess:
         if self._process is None:
             return
         self._process.terminate()
+        saving = snapshot.data_dir({**os.environ, **self.env}) is not None and self.module == "local"
         try:
-            self._process.wait(timeout=10)
+            self._process.wait(timeout=SAVE_TIMEOUT if saving else 10)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()

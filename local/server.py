@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
@@ -13,7 +14,7 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
-from local import moto_fixes
+from local import moto_fixes, snapshot
 from local.delivery import INDEX_DLQ, INDEX_QUEUE, INGEST_DLQ, INGEST_QUEUE, Delivery, Queues, wait_for_records
 from local.events import HANDLING_TIMEOUT, MAX_RECEIVES
 from local.samples import seed_files
@@ -64,6 +65,7 @@ class LocalAWS:
         self.dlq_url = ""
         self.index_dlq_url = ""
         self.seeded: list[str] = []
+        self.data: Path | None = None
 
     @classmethod
     def start(
@@ -74,11 +76,14 @@ class LocalAWS:
         deliver_events: bool = True,
         middleware: WsgiMiddleware | None = None,
         progress: bool = False,
+        data: Path | None = None,
     ) -> LocalAWS:
         """Start moto on ``127.0.0.1:port`` (0 picks a free port), create and seed everything.
 
         ``deliver_events``: run the event delivery here too (else ``python -m local.delivery``
-        does, in a process of its own); ``progress``: it logs on-arrival indexing as it goes.
+        does, in a process of its own); ``progress``: it logs on-arrival indexing as it goes;
+        ``data``: a data directory (``local/snapshot.py``) to load from if a snapshot was saved
+        there (instead of seeding), and to save to on ``stop``.
         """
         moto_fixes.install()
         app: Any = moto_fixes.serialize_dynamodb(DomainDispatcherApplication(create_backend_app))
@@ -88,8 +93,12 @@ class LocalAWS:
         thread = threading.Thread(target=server.serve_forever, name="local-aws", daemon=True)
         thread.start()
         aws = cls(server, thread)
+        aws.data = data
         aws.create_resources()
-        if seed:
+        saved = snapshot.saved(data) if data is not None else None
+        if saved is not None:
+            aws.load(saved)
+        elif seed:
             aws.seeded = aws.seed()
         if deliver_events:
             aws.start_event_runner(progress)
@@ -149,12 +158,28 @@ class LocalAWS:
         keys = (self.credentials.aws_access_key_id, self.credentials.aws_secret_access_key)
         return DynamoDBManager(*keys, endpoint_url=self.endpoint_url)
 
+    def load(self, saved: Path) -> None:
+        """Put a saved snapshot into the emulator (no S3 event is sent for its objects)."""
+        log.info("Loading the embedded AWS's data from %s", saved.parent)
+        sequence, counts = snapshot.load(saved)
+        moto_fixes.continue_sequence(sequence)
+        log.info("Loaded %(objects)d object(s), %(items)d item(s), %(events)d waiting event(s)", counts)
+
     def stop(self) -> None:
-        """Stop the event runners and the server."""
+        """Stop the event runners and the server; save to the data directory if there is one."""
         if self.delivery is not None:
             self.delivery.stop()
         self._server.shutdown()
         self._thread.join(timeout=5)
+        if self.data is not None:
+            self.save(self.data)
+
+    def save(self, directory: Path) -> None:
+        """Write the bucket, the table and the waiting events to ``directory``."""
+        log.info("Saving the embedded AWS's data to %s", directory)
+        with moto_fixes.dynamodb_lock():  # a request still being answered finishes first
+            counts = snapshot.save(directory, moto_fixes.next_sequence())
+        log.info("Saved %(objects)d object(s), %(items)d item(s), %(events)d waiting event(s)", counts)
 
 
 def _create_queue(sqs: Any, name: str, dlq_name: str) -> tuple[str, str, str]:
