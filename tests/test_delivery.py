@@ -3,6 +3,7 @@ working at once, progress lines, and a lock that serves its waiters in turn."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -10,15 +11,19 @@ import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sqs.models import sqs_backends
 
 import app as app_module
 from config import S3_BUCKET_NAME
 from local import delivery as delivery_module
 from local import moto_fixes
 from local.delivery import Delivery, Queues, seeded_paths
+from local.events import EventRunner
 from local.moto_fixes import FairLock
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS
@@ -164,3 +169,29 @@ def test_progress_says_how_many_events_wait(
             delivery.stop()
     lines = [r.getMessage() for r in caplog.records if r.name == "dicom_meta.delivery"]
     assert any(line.startswith("indexing on arrival: ") and "waiting" in line for line in lines)
+
+
+def test_a_runner_deletes_what_one_receive_handled_in_one_call(local_aws: LocalAWS) -> None:
+    # GIVEN a queue with five events, the third of which its handler fails
+    sqs = local_aws.client("sqs")
+    url = sqs.create_queue(QueueName=f"runner-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    for n in range(5):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": n}))
+    handled: list[int] = []
+
+    def lambda_handler(event: dict[str, Any], context: Any) -> None:
+        if event["n"] == 2:
+            raise RuntimeError("this one fails")
+        handled.append(event["n"])
+
+    calls: list[str] = []
+    sqs.meta.events.register("before-call.sqs", lambda model, **_: calls.append(model.name))
+    runner = EventRunner(sqs, url, url, SimpleNamespace(lambda_handler=lambda_handler))  # type: ignore[arg-type]  # a handler module's one name
+    # WHEN the runner polls once
+    assert runner.poll_once() == 4
+    # THEN one receive, one visibility change for the failed event, one delete for the four others
+    assert sorted(handled) == [0, 1, 3, 4]
+    assert sorted(calls) == ["ChangeMessageVisibility", "DeleteMessageBatch", "ReceiveMessage"]
+    # (moto's own queue, in this process: SQS's approximate counts are cached for a second)
+    queue = sqs_backends[DEFAULT_ACCOUNT_ID][sqs.meta.region_name].get_queue(url.rsplit("/", 1)[1])
+    assert [json.loads(message.body)["n"] for message in queue._messages] == [2]
