@@ -1,0 +1,86 @@
+"""The embedded DynamoDB's item responses written as JSON directly, not walked by their shape.
+
+moto writes every response by walking botocore's model of its output, member by member and
+value by value (``moto.core.serialize``): for the item calls the service makes, whose results
+are already DynamoDB JSON (strings, numbers as strings, maps, lists, booleans, binary), that
+walk was a sixth of the emulator's CPU while files were indexed on arrival. Here those
+results are dumped as they are, with what the walk changes done by hand: binary values in
+base64, ``None`` members and members the output does not have left out; a value of any
+other kind leaves the result to moto. ``tests/test_moto_json.py`` checks
+the bytes against moto's own serializer for every call and value type the service uses.
+
+Errors, paginated results and every other operation keep moto's serializer. Installed by
+``moto_fixes.install``, in the process that runs the moto server, never at import.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from typing import Any
+
+from moto.core.responses import ActionResult, BaseResponse
+from moto.core.utils import get_service_model
+from moto.dynamodb.responses import DynamoHandler, DynamoResult
+
+ENABLED = True
+# The item calls: their output shapes hold only attribute values, keys, capacities and counts.
+OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "TransactGetItems",
+    }
+)
+CONTENT_TYPE = "application/x-amz-json-1.0"
+_original_serialized = BaseResponse.serialized
+
+
+def install() -> None:
+    """Answer the item calls with their results dumped directly (idempotent)."""
+    DynamoHandler.serialized = serialized  # type: ignore[method-assign, assignment]  # the fix itself
+
+
+def serialized(self: DynamoHandler, action_result: ActionResult) -> Any:
+    """moto's ``serialized``, for a plain result of an item call without the shape walk."""
+    result = action_result.result
+    plain_call = type(action_result) in (ActionResult, DynamoResult) and self._get_action() in OPERATIONS
+    if not (ENABLED and plain_call and isinstance(result, dict)):  # not paginated, not an error
+        return _original_serialized(self, action_result)
+    members = _output_members(self._get_action())
+    try:  # members moto adds beyond the output's (a ConsumedCapacityUnits) are left out, as there
+        body = json.dumps(
+            {name: _plain(value) for name, value in result.items() if name in members and value is not None}
+        )
+    except TypeError:  # a value of a kind the item calls never hold: moto knows what to do
+        return _original_serialized(self, action_result)
+    headers = {"Content-Type": CONTENT_TYPE}
+    headers.update(self.response_headers)
+    return 200, headers, body
+
+
+@functools.cache
+def _output_members(operation: str) -> frozenset[str]:
+    shape = get_service_model("dynamodb").operation_model(operation).output_shape
+    return frozenset(shape.members) if shape is not None else frozenset()
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as moto's JSON serializer writes it; ``TypeError`` for anything else."""
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {key: _plain(member) for key, member in value.items() if member is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(member) for member in value]
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(type(value).__name__)
