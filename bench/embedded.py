@@ -23,6 +23,8 @@ starts its own embedded AWS (``python -m local``) in a child process, as ``make 
    every second), then every record checked once. Target >= 100 files/s.
 4. Meanwhile a QIDO-RS study page every 0.2 s through the API: p95 <= 1 s.
 5. The embedded AWS's peak memory (VmHWM of ``python -m local``) after each phase.
+6. CPU per file in phases 2 and 3: the emulator's (``/proc``) and the indexing side's (the
+   ``python -m indexer`` child's, or the delivery process's), so a miss says whose time it is.
 
 Prints Markdown tables and PASS/FAIL lines, writes bench/results/embedded.json and exits 1
 when a target is missed.
@@ -34,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -82,6 +85,13 @@ UPLOADERS = 16
 ARRIVE_PREFIX = "dicom/bench-embedded/"
 INDEX_PREFIX = "bench-embedded-index/"
 ARRIVAL_TIMEOUT = 1800.0  # 10,000 files at 10 files/s, with room
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User and system CPU a running process has used so far (``/proc/<pid>/stat``)."""
+    assert pid is not None, "the process is running"
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_mb(aws: LocalAWSProcess) -> float:
@@ -221,6 +231,7 @@ def bench_index(files: int, workers: int) -> dict[str, Any]:
         env = {**os.environ, "LOCAL_AWS_PORT": str(aws.port), "DICOM_META_BACKEND": "local"}
         arguments = [f"s3://{S3_BUCKET_NAME}/{INDEX_PREFIX}", "--workers", str(workers)]
         arguments += ["--report", str(ROOT / "bench" / "results" / "embedded-failures.jsonl")]
+        emulator_cpu, children = cpu_seconds(aws.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "indexer", *arguments],
@@ -231,9 +242,13 @@ def bench_index(files: int, workers: int) -> dict[str, Any]:
             check=False,
         )
         wall = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        indexer_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
         summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         return {
             **summary,
+            "emulator_cpu_ms_per_file": 1000 * (cpu_seconds(aws.pid) - emulator_cpu) / files,
+            "client_cpu_ms_per_file": 1000 * indexer_cpu / files,
             "files": files,
             "workers": workers,
             "wall": wall,
@@ -249,7 +264,7 @@ def bench_arrival(files: int) -> dict[str, Any]:
     port = free_port()
     with (
         LocalAWSProcess(port, env={EVENTS_VARIABLE: "0"}) as aws,
-        LocalAWSProcess(port, module="local.delivery", marker=DELIVERY_MARKER),
+        LocalAWSProcess(port, module="local.delivery", marker=DELIVERY_MARKER) as delivery,
     ):
         credentials = aws.credentials
         # The copier is any S3 client (the AWS CLI's timeouts: botocore's 60 s defaults), not
@@ -272,6 +287,7 @@ def bench_arrival(files: int) -> dict[str, Any]:
 
         print(f"on arrival: copying {files:,} files into dicom/", file=sys.stderr)
         thread = threading.Thread(target=reader, daemon=True)
+        emulator_cpu, delivery_cpu = cpu_seconds(aws.pid), cpu_seconds(delivery.pid)
         started = time.monotonic()
         thread.start()
         uploaded = put_all(s3, ARRIVE_PREFIX, corpus)
@@ -283,6 +299,7 @@ def bench_arrival(files: int) -> dict[str, Any]:
                 break
             time.sleep(1.0)
         seconds = time.monotonic() - started
+        emulator_cpu, delivery_cpu = cpu_seconds(aws.pid) - emulator_cpu, cpu_seconds(delivery.pid) - delivery_cpu
         stop.set()
         thread.join()
         indexed = count_records(dynamodb, ARRIVE_PREFIX, corpus)  # every record there, exactly
@@ -300,6 +317,9 @@ def bench_arrival(files: int) -> dict[str, Any]:
             "read_p95_ms": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else float("nan"),
             "read_max_ms": ordered[-1] if ordered else float("nan"),
             "peak_mb": peak_mb(aws),
+            # The emulator's includes the copies' PUTs and the reader's pages.
+            "emulator_cpu_ms_per_file": 1000 * emulator_cpu / files,
+            "client_cpu_ms_per_file": 1000 * delivery_cpu / files,
         }
 
 
@@ -313,6 +333,10 @@ def listing_table(results: list[Listing]) -> str:
         ratio = by_size[sizes[-1]].median_ms / by_size[sizes[0]].median_ms
         lines.append(f"| {shape} | {' | '.join(cells)} | {ratio:.2f}× |")
     return "\n".join(lines)
+
+
+def cpu_cell(phase: dict[str, Any]) -> str:
+    return f"{phase['emulator_cpu_ms_per_file']:.1f} / {phase['client_cpu_ms_per_file']:.1f}"
 
 
 @dataclass
@@ -384,15 +408,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n**1. First page of each listing, median of {args.repeats} (ms) and items read (the most of any)**\n")
     print(listing_table(listings))
     print("\n**2-5. Indexing rates, reads while indexing, the embedded AWS's peak memory**\n")
-    print("| phase | files | seconds | files/s | reads p50 / p95 / max | embedded AWS VmHWM |")
-    print("|---|---:|---:|---:|---:|---:|")
-    print(f"| listings, {sizes[-1]:,} instances | - | - | - | - | {listing_peak:.0f} MB |")
+    print(
+        "| phase | files | seconds | files/s | CPU ms per file: emulator / indexer "
+        "| reads p50 / p95 / max | embedded AWS VmHWM |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"| listings, {sizes[-1]:,} instances | - | - | - | - | - | {listing_peak:.0f} MB |")
     print(
         f"| `make index`, {index['workers']} workers | {index['indexed']:,} | {index['seconds']:.1f} "
-        f"| {index['rate']:.0f} | - | {index['peak_mb']:.0f} MB |"
+        f"| {index['rate']:.0f} | {cpu_cell(index)} | - | {index['peak_mb']:.0f} MB |"
     )
     print(
         f"| on arrival (delivery process) | {arrival['indexed']:,} | {arrival['seconds']:.1f} | {arrival['rate']:.0f} "
+        f"| {cpu_cell(arrival)} "
         f"| {arrival['read_p50_ms']:.0f} / {arrival['read_p95_ms']:.0f} / {arrival['read_max_ms']:.0f} ms"
         f" ({arrival['failed_reads']} of {arrival['reads']} not 200) "
         f"| {arrival['peak_mb']:.0f} MB |"
