@@ -24,13 +24,12 @@ def main() -> None:
         local_aws_port(), middleware=netem_from_env(), deliver_events=deliver, progress=True, data=snapshot.data_dir()
     )
     print(f"{READY_MARKER}{aws.endpoint_url} (any credentials; Ctrl-C stops it)", flush=True)
-    stopping = threading.Event()
     if aws.data is not None:
         # SIGTERM (how `make run` and gunicorn stop it) then stops it as Ctrl-C does, so the
         # data directory is saved either way; without one, SIGTERM ends it at once.
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        stopping.wait()
+        threading.Event().wait()
     except KeyboardInterrupt:
         # A second Ctrl-C, or make run's SIGTERM after the Ctrl-C, must not cut the save short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -144,13 +144,9 @@ def _moto_modules() -> tuple[str, ...]:
     return tuple(_listed_modules())
 
 
+@functools.cache
 def _method_names(clazz: object) -> list[str]:
     # moto only asks ``in`` of it; the classes' methods are set before the first request.
-    return _cached_method_names(clazz)
-
-
-@functools.cache
-def _cached_method_names(clazz: object) -> list[str]:
     return _listed_methods(clazz)
 
 

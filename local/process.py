@@ -29,7 +29,7 @@ DELIVERY_MARKER = "Delivering the events of "
 EVENTS_VARIABLE = "LOCAL_AWS_EVENTS"
 START_TIMEOUT = 60.0
 # With a data directory: how long a start waits for the emulator to load it, and a stop for
-# it to save (100,000 items and 1 GiB of objects: about 20 s to load, 13 s to save).
+# it to save (100,000 records and 1 GiB of objects: about 30 s each, bench/snapshot.py).
 DATA_TIMEOUT = 600.0
 
 
