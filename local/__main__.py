@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
+import time
 from types import FrameType
 
 from local import snapshot
@@ -16,6 +16,8 @@ from local.process import EVENTS_VARIABLE, READY_MARKER
 from local.server import LocalAWS
 from managers.aws.backend import local_aws_port
 
+WAKE_SECONDS = 0.5
+
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -23,13 +25,17 @@ def main() -> None:
     aws = LocalAWS.start(
         local_aws_port(), middleware=netem_from_env(), deliver_events=deliver, progress=True, data=snapshot.data_dir()
     )
-    print(f"{READY_MARKER}{aws.endpoint_url} (any credentials; Ctrl-C stops it)", flush=True)
     if aws.data is not None:
         # SIGTERM (how `make run` and gunicorn stop it) then stops it as Ctrl-C does, so the
-        # data directory is saved either way; without one, SIGTERM ends it at once.
+        # data directory is saved either way; without one, SIGTERM ends it at once. Set before
+        # the ready line: a stop sent as soon as it is read must save too.
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        threading.Event().wait()
+        print(f"{READY_MARKER}{aws.endpoint_url} (any credentials; Ctrl-C stops it)", flush=True)
+        # Not one wait without a timeout: a signal the kernel hands to another thread is run by
+        # this one only when it wakes, and a lock wait without one never does (a stop hung).
+        while True:
+            time.sleep(WAKE_SECONDS)
     except KeyboardInterrupt:
         # A second Ctrl-C, or make run's SIGTERM after the Ctrl-C, must not cut the save short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

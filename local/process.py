@@ -57,6 +57,7 @@ class LocalAWSProcess:
         self.env = dict(env or {})
         self.module, self.marker = module, marker
         self._process: subprocess.Popen[str] | None = None
+        self.exit_code: int | None = None
 
     def start(self, timeout: float | None = None) -> LocalAWSProcess:
         """Start the process and return once it is seeded; raise if it dies or takes too long.
@@ -104,19 +105,23 @@ class LocalAWSProcess:
                 self.echo.flush()
         ready.set()  # it exited: wake the waiter, which then sees poll() is not None
 
-    def stop(self) -> None:
-        """Stop the process (as a dead endpoint would vanish), waiting for it to exit.
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the process (as a dead endpoint would vanish), waiting for it to exit, at most
+        ``timeout`` seconds before killing it; ``exit_code`` says which (negative: a signal).
 
         The port stays the same, so a restart comes back at the same endpoint.
         """
         if self._process is None:
             return
         self._process.terminate()
+        if timeout is None:
+            timeout = DATA_TIMEOUT if self._keeps_data else 10
         try:
-            self._process.wait(timeout=DATA_TIMEOUT if self._keeps_data else 10)
+            self._process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        self.exit_code = self._process.returncode
         self._process = None
 
     def __enter__(self) -> LocalAWSProcess:

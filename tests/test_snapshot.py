@@ -21,6 +21,7 @@ from local.snapshot import DATA_VARIABLE, data_dir, saved
 from managers.DynamoDBManager import DynamoDBManager
 from metadata import s3_path_of
 from seeds import seeded_s3_path
+from tests.bounds import HANG_GUARD
 
 KEY = "dicom/mine/ct.dcm"
 PATH = s3_path_of(S3_BUCKET_NAME, KEY)
@@ -58,6 +59,12 @@ def ct_bytes(modality: str = "CT") -> bytes:
     return buffer.getvalue()
 
 
+def stopped(aws: LocalAWSProcess) -> None:
+    """Stop the emulator and check it exited by itself, having saved (not killed after a hang)."""
+    aws.stop(HANG_GUARD)
+    assert aws.exit_code == 0
+
+
 def record_of(aws: LocalAWSProcess, path: str, modality: str) -> dict[str, Any] | None:
     """The record of ``path`` once it has ``modality`` (the delivery runs in the background)."""
     dynamodb = dynamodb_of(aws)
@@ -85,7 +92,7 @@ def test_a_restart_keeps_objects_records_and_deletions_and_later_writes_win(tmp_
         sample_key = seeded_s3_path(1).split("/", 3)[3]
         s3.delete_object(Bucket=S3_BUCKET_NAME, Key=sample_key)
         before = s3.head_object(Bucket=S3_BUCKET_NAME, Key=KEY)
-        aws.stop()
+        stopped(aws)
         assert saved(tmp_path) == tmp_path / "snapshot"
         # WHEN it starts again on the same directory
         aws.start()
@@ -106,7 +113,7 @@ def test_a_restart_keeps_objects_records_and_deletions_and_later_writes_win(tmp_
         s3.put_object(Bucket=S3_BUCKET_NAME, Key=KEY, Body=ct_bytes("MR"))
         record = record_of(aws, PATH, "MR")
         assert record is not None and record["Modality"] == "MR"
-        aws.stop()
+        stopped(aws)
         # AND the old version's file is gone from the directory once no snapshot names it
         manifest = [json.loads(line) for line in (tmp_path / "snapshot" / "objects.jsonl").read_text().splitlines()]
         assert sorted(path.name for path in (tmp_path / "objects").iterdir()) == sorted(e["file"] for e in manifest)
@@ -121,7 +128,7 @@ def test_events_waiting_at_the_stop_are_delivered_after_the_restart(tmp_path: Pa
         s3_of(quiet).put_object(Bucket=S3_BUCKET_NAME, Key=KEY, Body=ct_bytes())
         assert dynamodb_of(quiet).get_record(PATH) is None
     finally:
-        quiet.stop()
+        stopped(quiet)
     state = json.loads((tmp_path / "snapshot" / "state.json").read_text())
     assert state["events"] >= 1
     # WHEN it comes back delivering events THEN the file put before the stop is indexed
@@ -129,7 +136,7 @@ def test_events_waiting_at_the_stop_are_delivered_after_the_restart(tmp_path: Pa
     try:
         assert record_of(aws, PATH, "CT") is not None
     finally:
-        aws.stop()
+        stopped(aws)
 
 
 def test_a_save_cut_short_leaves_the_previous_snapshot(tmp_path: Path) -> None:
@@ -138,7 +145,7 @@ def test_a_save_cut_short_leaves_the_previous_snapshot(tmp_path: Path) -> None:
         s3_of(aws).put_object(Bucket=S3_BUCKET_NAME, Key=KEY, Body=ct_bytes())
         assert record_of(aws, PATH, "CT") is not None
     finally:
-        aws.stop()
+        stopped(aws)
     # GIVEN a save killed mid-way: a half-written new snapshot, the last whole one renamed
     (tmp_path / "snapshot").rename(tmp_path / "snapshot.old")
     (tmp_path / "snapshot.new").mkdir()
@@ -150,7 +157,7 @@ def test_a_save_cut_short_leaves_the_previous_snapshot(tmp_path: Path) -> None:
         assert dynamodb_of(aws).get_record(PATH) is not None
         assert s3_of(aws).head_object(Bucket=S3_BUCKET_NAME, Key=KEY)["ContentLength"] == len(ct_bytes())
     finally:
-        aws.stop()
+        stopped(aws)
     assert saved(tmp_path) == tmp_path / "snapshot"
     assert not (tmp_path / "snapshot.new").exists() and not (tmp_path / "snapshot.old").exists()
     shutil.rmtree(tmp_path)
