@@ -51,11 +51,11 @@ def install() -> None:
 
 def serialized(self: DynamoHandler, action_result: ActionResult) -> Any:
     """moto's ``serialized``, for a plain result of an item call without the shape walk."""
-    result = action_result.result
-    plain_call = type(action_result) in (ActionResult, DynamoResult) and self._get_action() in OPERATIONS
+    result, operation = action_result.result, self._get_action()
+    plain_call = type(action_result) in (ActionResult, DynamoResult) and operation in OPERATIONS
     if not (ENABLED and plain_call and isinstance(result, dict)):  # not paginated, not an error
         return _original_serialized(self, action_result)
-    members = _output_members(self._get_action())
+    members = _output_members(operation)
     try:  # members moto adds beyond the output's (a ConsumedCapacityUnits) are left out, as there
         body = json.dumps(
             {name: _plain(value) for name, value in result.items() if name in members and value is not None}

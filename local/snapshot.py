@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import logging
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -31,8 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
-
-log = logging.getLogger(__name__)
 
 DATA_VARIABLE = "LOCAL_AWS_DATA"
 FORMAT = 1
@@ -103,14 +100,17 @@ def _table() -> Any:
     return dynamodb_backends[_account()][AWS_REGION].get_table(DYNAMODB_TABLE_NAME)
 
 
-def _queues() -> Iterator[Any]:
+def _sqs() -> Any:
     from moto.sqs.models import sqs_backends
 
+    return sqs_backends[_account()][AWS_REGION]
+
+
+def _queues() -> Iterator[Any]:
     from local.delivery import INDEX_DLQ, INDEX_QUEUE, INGEST_DLQ, INGEST_QUEUE
 
-    backend = sqs_backends[_account()][AWS_REGION]
     for name in (INGEST_QUEUE, INGEST_DLQ, INDEX_QUEUE, INDEX_DLQ):
-        yield backend.get_queue(name)
+        yield _sqs().get_queue(name)
 
 
 def _save_objects(objects: Path, manifest: Path) -> int:
@@ -218,9 +218,7 @@ def _load_items(path: Path) -> int:
 
 
 def _load_queues(path: Path) -> int:
-    from moto.sqs.models import sqs_backends
-
-    backend = sqs_backends[_account()][AWS_REGION]
+    backend = _sqs()
     waiting: dict[str, list[str]] = json.loads(path.read_text())
     for name, bodies in waiting.items():
         for body in bodies:
