@@ -6,6 +6,8 @@ Two event shapes reach ``lambda_handler``:
   leaves a tombstone). The newest event per key wins by its ``sequencer``. Events without
   one (the embedded AWS's moto sends none) follow the object's current state instead: it is
   read, and found absent it is removed.
+  An event of many records (the embedded AWS hands a queue's batch as one) is indexed
+  together first (``index_together``): one BatchGetItem, transactions shared per study.
 - A Step Functions Distributed Map batch (``Items`` from an S3 listing, ``BatchInput``): each
   item is indexed unless its record holds its ETag; the answer counts what happened.
 
@@ -19,16 +21,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from config import S3_BUCKET_NAME
-from errors import DicomMetaError, NotDicom, NotFound, UpstreamUnavailable
+from errors import DicomMetaError, NotDicom, NotFound, UpstreamUnavailable, scrubbed_traceback
 from managers.aws.clients import make_client
 from managers.aws.s3_events import (
     Failure,
     InvalidS3Event,
     S3EventRecord,
+    event_records,
     handle_records,
     is_test_event,
     level_handler_logger,
@@ -94,12 +98,50 @@ def judge(exc: Exception) -> Failure:
     return Failure("INTERNAL", retry=True)  # a bug: retried, then dead-lettered rather than dropped
 
 
+def index_together(event: dict[str, Any]) -> dict[tuple[str, str | None], str]:
+    """Index the creations of a many-record event in one go; return the outcome by (key, sequencer).
+
+    The embedded AWS hands a queue's batch of notifications to the handler as one event, as
+    Lambda hands an SQS batch: ``Indexer.index_objects`` writes its files' records at a
+    fraction of the calls one by one takes. Only keys named once in the event go together
+    (the records of one key keep their order, one by one); whatever it leaves undecided, or
+    the whole event when it fails, ``process_record`` decides as if it had not run.
+    """
+    try:
+        parsed = [S3EventRecord.parse(raw) for raw in event_records(event)]
+    except InvalidS3Event:
+        return {}  # handle_records judges each record
+    named = Counter(record.key for record in parsed)
+    creations = [
+        (record.key, normalize_sequencer(record.sequencer))
+        for record in parsed
+        if record.bucket == S3_BUCKET_NAME
+        and record.key.startswith(DICOM_PREFIX)
+        and not record.is_removal
+        and named[record.key] == 1
+    ]
+    if len(creations) < 2:
+        return {}
+    try:
+        outcomes = _indexer().index_objects(creations)
+    except Exception as exc:  # noqa: BLE001 - the records are decided one by one instead
+        if not isinstance(exc, DicomMetaError):
+            log.error("indexing records together failed\n%s", scrubbed_traceback(exc))
+        return {}
+    return {(key, sequencer): outcomes[key] for key, sequencer in creations if key in outcomes}
+
+
 def handle_s3_event(event: dict[str, Any], context: Any) -> dict[str, int]:
     """Apply every record of an S3 event; raise at the end if one failed transiently."""
+    decided = index_together(event)
+
+    def process(record: S3EventRecord) -> str:
+        return decided.get((record.key, normalize_sequencer(record.sequencer))) or process_record(record)
+
     result = handle_records(
         event,
         context,
-        process_record,
+        process,
         judge,
         log,
         line_event="index_record",

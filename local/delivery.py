@@ -90,7 +90,9 @@ class Delivery:
             for n in range(INGEST_RUNNERS)
         ]
         self.index_runners = [
-            EventRunner(sqs, self.queues.index, self.queues.index_dlq, indexer, name=f"s3-index-runner-{n}")
+            EventRunner(
+                sqs, self.queues.index, self.queues.index_dlq, indexer, name=f"s3-index-runner-{n}", together=True
+            )
             for n in range(INDEX_RUNNERS)
         ]
         for runner in self.runners + self.index_runners:

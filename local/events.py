@@ -1,7 +1,8 @@
 """S3 event delivery for the embedded AWS: an SQS queue polled by a thread that runs the Lambda.
 
 The bucket notifies an SQS queue (as a real bucket notifies a Lambda); the runner long-polls
-it, calls ``lambda_handler`` with the very event JSON S3 produced, deletes the message only
+it, calls ``lambda_handler`` with the very event JSON S3 produced (or, for the indexer, the
+records of a receive's messages as one event, as Lambda hands a function an SQS batch), deletes the message only
 when the handler succeeded (the messages of one receive in one call), and otherwise makes it
 visible again after ``VISIBILITY_TIMEOUT``. After ``MAX_RECEIVES`` tries the event goes to the
 dead-letter queue with the handler's error, in the shape of the record Lambda sends its
@@ -61,9 +62,17 @@ class EventRunner:
     """Polls the notification queue and hands each S3 event to the Lambda handler."""
 
     def __init__(
-        self, sqs: Any, queue_url: str, dlq_url: str, handler_module: ModuleType, name: str = "s3-event-runner"
+        self,
+        sqs: Any,
+        queue_url: str,
+        dlq_url: str,
+        handler_module: ModuleType,
+        name: str = "s3-event-runner",
+        *,
+        together: bool = False,
     ) -> None:
         self.sqs = sqs
+        self.together = together
         self.queue_url = queue_url
         self.dlq_url = dlq_url
         self.handler = handler_module.lambda_handler
@@ -100,9 +109,14 @@ class EventRunner:
             AttributeNames=["ApproximateReceiveCount"],
         )
         received = time.monotonic()
+        messages = response.get("Messages", [])
+        if self.together and len(messages) > 1 and self._deliver_together(messages):
+            self._delete([message["ReceiptHandle"] for message in messages])
+            self.handled += len(messages)
+            return len(messages)
         done: list[str] = []
         handled = 0
-        for message in response.get("Messages", []):
+        for message in messages:
             if self._deliver(message):
                 done.append(message["ReceiptHandle"])
                 handled += 1
@@ -129,6 +143,28 @@ class EventRunner:
         if answer.get("Failed"):
             line = {"event": "delete_failed", "runner": self._thread.name, "messages": len(answer["Failed"])}
             log.warning(json.dumps(line))
+
+    def _deliver_together(self, messages: list[dict[str, Any]]) -> bool:
+        """Run the handler once on the records of every message, as Lambda runs an SQS batch;
+        ``True`` when all are done with. Otherwise (a record to retry, or a message that is no
+        S3 event) the messages are delivered one by one, each retried or dead-lettered alone:
+        the handler is idempotent, so what the batch wrote is found written."""
+        records: list[Any] = []
+        for message in messages:
+            try:
+                event = json.loads(message["Body"])
+            except ValueError:
+                return False
+            if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
+                return False
+            records += event["Records"]
+        try:
+            self.handler({"Records": records}, LambdaContext())
+            return True
+        except Exception as exc:  # noqa: BLE001 - delivered one by one next
+            line = {"event": "batch_delivered_alone", "runner": self._thread.name, "error": type(exc).__name__}
+            log.info(json.dumps(line))
+            return False
 
     def _deliver(self, message: dict[str, Any]) -> bool:
         """Run the handler on one message; ``True`` when the message is done with."""

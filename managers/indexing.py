@@ -21,7 +21,7 @@ from managers.aws.objects import ObjectChanged
 from managers.dicom.header_record import HeaderRecord, read_header_record
 from managers.DynamoDBManager import DynamoDBManager
 from managers.store import records
-from managers.store.aggregates import Aggregates
+from managers.store.aggregates import Aggregates, Write
 from metadata import s3_path_of
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,37 @@ class Indexer:
             if self.aggregates.write(item, existing, sequencer):
                 return "indexed"
         raise UpstreamUnavailable("the record kept changing while it was written")
+
+    def index_objects(self, events: list[tuple[str, str | None]]) -> dict[str, str]:
+        """Index the objects of several creation events at once (``(key, sequencer)``, distinct keys).
+
+        What ``index_object`` does for each, at a fraction of the calls: the stored records
+        read in one BatchGetItem, the new ones written in transactions shared by their study,
+        each study's search keys settled once. Returns the outcome (``indexed`` or ``stale``)
+        of each key decided here; a key whose header could not be read or whose record
+        changed meanwhile is left out, for ``index_object`` to decide with its own handling.
+        Raises ``UpstreamUnavailable`` when DynamoDB fails.
+        """
+        headers: dict[str, tuple[HeaderRecord, str | None]] = {}
+        for key, sequencer in events:
+            try:
+                headers[key] = (self.read(key), sequencer)
+            except DicomMetaError:
+                continue  # not found, not DICOM, or S3 failing: decided one by one
+        stored = self.dynamodb.get_items([header.s3_path for header, _ in headers.values()])
+        outcomes: dict[str, str] = {}
+        writes: list[Write] = []
+        for key, (header, sequencer) in headers.items():
+            existing = stored.get(header.s3_path)
+            if _newer(existing, sequencer):
+                outcomes[key] = "stale"
+            else:
+                writes.append((records.indexed_item(header, existing, sequencer), existing, sequencer))
+        lost = set(self.aggregates.write_events(writes))
+        for key, (header, _) in headers.items():
+            if key not in outcomes and header.s3_path not in lost:
+                outcomes[key] = "indexed"
+        return outcomes
 
     def remove(self, key: str, sequencer: str | None = None, *, only_indexed: bool = False) -> str:
         """Replace the record of ``key`` by a tombstone; return ``removed``, ``stale`` or ``none``.

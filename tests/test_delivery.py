@@ -195,3 +195,39 @@ def test_a_runner_deletes_what_one_receive_handled_in_one_call(local_aws: LocalA
     # (moto's own queue, in this process: SQS's approximate counts are cached for a second)
     queue = sqs_backends[DEFAULT_ACCOUNT_ID][sqs.meta.region_name].get_queue(url.rsplit("/", 1)[1])
     assert [json.loads(message.body)["n"] for message in queue._messages] == [2]
+
+
+def test_an_index_runner_hands_a_receive_to_its_handler_as_one_event(local_aws: LocalAWS) -> None:
+    # GIVEN a queue with five S3 events (a record each), and a handler that fails the third
+    # only when it comes in company (as a batch fails for one record that must be retried)
+    sqs = local_aws.client("sqs")
+    url = sqs.create_queue(QueueName=f"together-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    for n in range(5):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [{"n": n}]}))
+    events: list[list[int]] = []
+
+    def lambda_handler(event: dict[str, Any], context: Any) -> None:
+        events.append([record["n"] for record in event["Records"]])
+        if 2 in events[-1] and len(events[-1]) > 1:
+            raise RuntimeError("a record to retry")
+
+    handler = SimpleNamespace(lambda_handler=lambda_handler)
+    runner = EventRunner(sqs, url, url, handler, together=True)  # type: ignore[arg-type]  # a handler module's one name
+    # WHEN the runner polls: once for the five, whose handling fails, then once for the five again
+    # THEN the failed batch is handed over one event at a time, then all are deleted in one call
+    assert runner.poll_once() == 5
+    assert events == [[0, 1, 2, 3, 4], [0], [1], [2], [3], [4]]
+    assert _waiting_messages(sqs, url) == []
+    # … and a batch that succeeds is one call of the handler
+    for n in range(5, 8):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [{"n": n}]}))
+    events.clear()
+    assert runner.poll_once() == 3
+    assert events == [[5, 6, 7]]
+    assert _waiting_messages(sqs, url) == []
+
+
+def _waiting_messages(sqs: Any, url: str) -> list[str]:
+    """The bodies moto's own queue still holds (in this process; SQS's counts are cached)."""
+    queue = sqs_backends[DEFAULT_ACCOUNT_ID][sqs.meta.region_name].get_queue(url.rsplit("/", 1)[1])
+    return [message.body for message in queue._messages]

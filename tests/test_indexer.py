@@ -11,8 +11,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 from unittest import mock
@@ -29,6 +31,7 @@ from managers.aws.objects import VersionedFetch
 from managers.DynamoDBManager import DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
 from managers.store.search import SearchFilter
+from managers.store.study_items import STUDY_INSTANCES, study_key
 from tests.bounds import HANG_GUARD
 from tests.test_lambda import s3_record
 
@@ -209,6 +212,68 @@ def test_a_transient_failure_raises_after_the_other_records(
         handler.lambda_handler({"Records": [s3_record(name) for name in keys]}, LambdaContext())
     assert dynamodb.get_record(path(keys[0])) is None
     assert dynamodb.get_record(path(keys[1])) is not None
+
+
+@contextmanager
+def dynamodb_calls(indexer: Indexer) -> Iterator[list[str]]:
+    """The DynamoDB operations the indexer's client makes within the block, by name."""
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    indexer.dynamodb.client.meta.events.register("before-call.dynamodb", count)
+    try:
+        yield calls
+    finally:
+        indexer.dynamodb.client.meta.events.unregister("before-call.dynamodb", count)
+
+
+def test_a_many_record_event_is_indexed_together_in_a_few_calls(
+    handler: ModuleType, indexer: Indexer, dynamodb: DynamoDBManager, put_object: Callable[[str, bytes], str]
+) -> None:
+    # GIVEN ten files of one study and a text file, copied in together (a queue's batch, as one event)
+    prefix, study = f"dicom/together-{uuid.uuid4().hex[:6]}/", f"2.25.{uuid.uuid4().int}"
+    for n in range(10):
+        spec = SampleSpec(patient_id="TOGETHER", study_instance_uid=study, series_instance_uid=f"{study}.1")
+        put_object(f"{prefix}{n}.dcm", build_file(replace(spec, series_number=1, instance_number=n + 1)))
+    put_object(f"{prefix}notes.txt", b"plain text")
+    names = [f"{prefix}{n}.dcm" for n in range(10)] + [f"{prefix}notes.txt"]
+    # WHEN the event arrives
+    with dynamodb_calls(indexer) as calls:
+        counts = handler.lambda_handler({"Records": [s3_record(name) for name in names]}, LambdaContext())
+    # THEN every file has its record and the study counts each once
+    assert counts == {"indexed": 10, "not_dicom": 1}
+    assert all((dynamodb.get_record(path(name)) or {}).get("PatientID") == "TOGETHER" for name in names[:10])
+    assert (dynamodb.get_item(study_key(study)) or {})[STUDY_INSTANCES] == {"N": "10"}
+    # … in one read of the records and one transaction, the study settled once (one by one: ten of each)
+    assert calls.count("BatchGetItem") == 1 and calls.count("TransactWriteItems") == 1
+    assert calls.count("GetItem") == 2  # the study's settling, and the text file's record
+    assert len(calls) <= 7  # and the study's search keys: a BatchWriteItem per 25, an UpdateItem
+
+
+def test_together_a_stale_event_stays_stale_and_a_key_named_twice_keeps_its_order(
+    handler: ModuleType, dynamodb: DynamoDBManager, put_object: Callable[[str, bytes], str]
+) -> None:
+    # GIVEN a file indexed by a later event than the one about to arrive, and two new files
+    prefix = f"dicom/together-{uuid.uuid4().hex[:6]}/"
+    newer, twice, fresh = f"{prefix}newer.dcm", f"{prefix}twice.dcm", f"{prefix}fresh.dcm"
+    for name in (newer, twice, fresh):
+        put_object(name, build_file(SampleSpec(patient_id="ORDER")))
+    handler.lambda_handler(event(newer, "0G09"), LambdaContext())
+    # WHEN one event holds the older event of the first, a create then a delete of the second, and the third
+    records = [
+        s3_record(newer, sequencer="0G01"),
+        s3_record(twice, sequencer="0G02"),
+        s3_record(twice, event_name="ObjectRemoved:Delete", sequencer="0G03"),
+        s3_record(fresh, sequencer="0G04"),
+    ]
+    counts = handler.lambda_handler({"Records": records}, LambdaContext())
+    # THEN the older event is stale, the delete wins over its create, the third is indexed
+    assert counts == {"stale": 1, "indexed": 2, "removed": 1}
+    assert dynamodb.get_record(path(twice)) is None
+    assert (dynamodb.get_record(path(fresh)) or {})["PatientID"] == "ORDER"
+    assert (dynamodb.get_item(path(newer)) or {})["ObjectSequencer"]["S"] == normalize_sequencer("0G09")
 
 
 def test_a_step_functions_batch(

@@ -174,6 +174,10 @@ TRANSACTION_BACKOFF_CAP = 2.0
 # Items one TransactWriteItems call may hold (DynamoDB's limit).
 MAX_TRANSACTION_ITEMS = 100
 
+# A record write: the item, the stored item it replaces (``None``: there was none), and the
+# sequencer of the event it comes from (``None``: a bulk run).
+Write = tuple[dict[str, Any], dict[str, Any] | None, str | None]
+
 
 class Aggregates:
     """Writes instance records together with their studies' and series' counters, and settles them.
@@ -211,25 +215,45 @@ class Aggregates:
         """
         moves = [Changes().add(expected, item) for item, expected in pairs]
         lost = self.dynamodb.write_items([item for (item, _), move in zip(pairs, moves, strict=True) if not move])
-        moving = [pair for pair, move in zip(pairs, moves, strict=True) if move]
+        moving: list[Write] = [
+            (item, expected, None) for (item, expected), move in zip(pairs, moves, strict=True) if move
+        ]
         for group in _transaction_groups(moving):
             lost += self._write_group(group)
         return lost
 
-    def _write_group(self, group: list[tuple[dict[str, Any], dict[str, Any] | None]]) -> list[str]:
+    def write_events(self, writes: list[Write]) -> list[str]:
+        """Write the records of several events at once, one per key; return the paths that lost a race.
+
+        As ``write_many``, but every write is conditional, on its event's sequencer too (an
+        event is never written over a newer one): records whose counters move go in shared
+        transactions, each study's search keys settled once; the others are written one by one.
+        """
+        lost: list[str] = []
+        moving: list[Write] = []
+        for item, expected, sequencer in writes:
+            if Changes().add(expected, item):
+                moving.append((item, expected, sequencer))
+            elif not self.write(item, expected, sequencer):
+                lost.append(item[PARTITION_KEY]["S"])
+        for group in _transaction_groups(moving):
+            lost += self._write_group(group)
+        return lost
+
+    def _write_group(self, group: list[Write]) -> list[str]:
         lost: list[str] = []
         while group:
             changes = Changes()
-            for item, expected in group:
+            for item, expected, _ in group:
                 changes.add(expected, item)
-            puts = [self.dynamodb.conditional_put(item, expected, None) for item, expected in group]
+            puts = [self.dynamodb.conditional_put(item, expected, sequencer) for item, expected, sequencer in group]
             failed = self._transact([*puts, *changes.actions(self.table)])
             if failed is None:
-                self.settle(changes, [item for pair in group for item in pair])
+                self.settle(changes, [record for item, expected, _ in group for record in (item, expected)])
                 return lost
             losers = {index for index in failed if index < len(group)}
             lost += [group[index][0][PARTITION_KEY]["S"] for index in sorted(losers)]
-            group = [pair for index, pair in enumerate(group) if index not in losers]
+            group = [write for index, write in enumerate(group) if index not in losers]
             if not losers:
                 raise UpstreamUnavailable("DynamoDB refused a study's counters; try again shortly")
         return lost
@@ -334,21 +358,19 @@ class Aggregates:
         return True
 
 
-def _transaction_groups(
-    pairs: list[tuple[dict[str, Any], dict[str, Any] | None]],
-) -> Iterable[list[tuple[dict[str, Any], dict[str, Any] | None]]]:
+def _transaction_groups(writes: list[Write]) -> Iterable[list[Write]]:
     """Split record writes into groups whose puts and counter updates fit one transaction."""
-    group: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    group: list[Write] = []
     touched: set[str] = set()
-    for item, expected in pairs:
+    for write in writes:
         keys = set()
-        for member in (membership(expected), membership(item)):
+        for member in (membership(write[1]), membership(write[0])):
             if member is not None:
                 keys |= {study_key(member.study), series_key(member.series)}
         if group and len(group) + 1 + len(touched | keys) > MAX_TRANSACTION_ITEMS:
             yield group
             group, touched = [], set()
-        group.append((item, expected))
+        group.append(write)
         touched |= keys
     if group:
         yield group
