@@ -22,7 +22,9 @@ starts its own embedded AWS (``python -m local``) in a child process, as ``make 
    threads, timed until their studies count every one (a BatchGetItem of the study items
    every second), then every record checked once. Target >= 100 files/s.
 4. Meanwhile a QIDO-RS study page every 0.2 s through the API: p95 <= 1 s.
-5. The embedded AWS's peak memory (VmHWM of ``python -m local``) after each phase.
+5. The embedded AWS's peak memory (VmHWM of ``python -m local``) after each phase, and in a
+   phase of its own: ``--objects`` objects of ``--object-kb`` KiB (1 GiB of 1 MiB files by
+   default) put into a fresh one. Target: it grows by less than 400 MB (objects live in files).
 6. CPU per file in phases 2 and 3: the emulator's (``/proc``) and the indexing side's (the
    ``python -m indexer`` child's, or the delivery process's), so a miss says whose time it is.
 
@@ -84,6 +86,8 @@ READ_EVERY = 0.2
 UPLOADERS = 16
 ARRIVE_PREFIX = "dicom/bench-embedded/"
 INDEX_PREFIX = "bench-embedded-index/"
+OBJECTS_PREFIX = "bench-embedded-objects/"
+OBJECTS_GROWTH_TARGET_MB = 400.0
 ARRIVAL_TIMEOUT = 1800.0  # 10,000 files at 10 files/s, with room
 
 
@@ -94,11 +98,11 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_mb(aws: LocalAWSProcess) -> float:
-    """The embedded AWS process's peak resident memory (VmHWM), MB."""
+def peak_mb(aws: LocalAWSProcess, field: str = "VmHWM") -> float:
+    """The embedded AWS process's peak resident memory (VmHWM, or another field of its status), MB."""
     assert aws.pid is not None, "the embedded AWS is running"
     for line in Path(f"/proc/{aws.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -323,6 +327,19 @@ def bench_arrival(files: int) -> dict[str, Any]:
         }
 
 
+def bench_objects(count: int, kib: int) -> dict[str, Any]:
+    """Put ``count`` objects of ``kib`` KiB outside ``dicom/`` (no events) into a fresh embedded
+    AWS; return how much its memory grew (VmHWM after, against VmRSS before)."""
+    body = os.urandom(kib * 1024)
+    with LocalAWSProcess(free_port(), env={EVENTS_VARIABLE: "0"}) as aws:
+        s3 = make_client("s3", "local", "local", endpoint_url=aws.endpoint_url)
+        before = peak_mb(aws, "VmRSS")
+        print(f"objects: putting {count:,} of {kib:,} KiB", file=sys.stderr)
+        seconds = put_all(s3, OBJECTS_PREFIX, [(f"{n:06d}.bin", body) for n in range(count)])
+        peak = peak_mb(aws)
+        return {"count": count, "kib": kib, "seconds": seconds, "rss_before_mb": before, "peak_mb": peak}
+
+
 def listing_table(results: list[Listing]) -> str:
     sizes = sorted({r.size for r in results})
     head = " | ".join(f"ms @{s:,} | items @{s:,}" for s in sizes)
@@ -346,7 +363,9 @@ class Check:
     detail: str
 
 
-def checks(listings: list[Listing], index: dict[str, Any], arrival: dict[str, Any]) -> list[Check]:
+def checks(
+    listings: list[Listing], index: dict[str, Any], arrival: dict[str, Any], objects: dict[str, Any]
+) -> list[Check]:
     sizes = sorted({r.size for r in listings})
     out = []
     for shape in SHAPES:
@@ -383,6 +402,15 @@ def checks(listings: list[Listing], index: dict[str, Any], arrival: dict[str, An
             f"{arrival['failed_reads']} not answered",
         )
     )
+    stored_mib = objects["count"] * objects["kib"] / 1024
+    growth = objects["peak_mb"] - objects["rss_before_mb"]
+    out.append(
+        Check(
+            f"{stored_mib:,.0f} MiB of objects grow the embedded AWS's memory by < {OBJECTS_GROWTH_TARGET_MB:.0f} MB",
+            growth < OBJECTS_GROWTH_TARGET_MB,
+            f"{objects['rss_before_mb']:.0f} MB before, {objects['peak_mb']:.0f} MB at most: {growth:.0f} MB",
+        )
+    )
     return out
 
 
@@ -393,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arrive", type=int, default=1000, help="files copied into dicom/ (default: %(default)s)")
     parser.add_argument("--index-files", type=int, default=1000, help="files for make index (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=32, help="make index workers (default: %(default)s)")
+    parser.add_argument("--objects", type=int, default=1024, help="objects for the memory phase (%(default)s)")
+    parser.add_argument("--object-kb", type=int, default=1024, help="KiB per object (%(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results (default: bench/results/embedded.json)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -403,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         listing_peak = peak_mb(aws)
     index = bench_index(args.index_files, args.workers)
     arrival = bench_arrival(args.arrive)
-    found = checks(listings, index, arrival)
+    objects = bench_objects(args.objects, args.object_kb)
+    found = checks(listings, index, arrival, objects)
 
     print(f"\n**1. First page of each listing, median of {args.repeats} (ms) and items read (the most of any)**\n")
     print(listing_table(listings))
@@ -425,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
         f" ({arrival['failed_reads']} of {arrival['reads']} not 200) "
         f"| {arrival['peak_mb']:.0f} MB |"
     )
+    print(
+        f"| {objects['count']:,} objects of {objects['kib']:,} KiB put (no events), VmRSS before: "
+        f"{objects['rss_before_mb']:.0f} MB | - | {objects['seconds']:.1f} | - | - | - | {objects['peak_mb']:.0f} MB |"
+    )
     print()
     for check in found:
         print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.detail}")
@@ -436,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         "listing_peak_mb": listing_peak,
         "index": index,
         "arrival": arrival,
+        "objects": objects,
         "checks": [c.__dict__ for c in found],
     }
     args.out.write_text(json.dumps(report, indent=2))
