@@ -2,9 +2,9 @@
 
 The bucket notifies an SQS queue (as a real bucket notifies a Lambda); the runner long-polls
 it, calls ``lambda_handler`` with the very event JSON S3 produced (or, for the indexer, the
-records of a receive's messages as one event, as Lambda hands a function an SQS batch), deletes the message only
-when the handler succeeded (the messages of one receive in one call), and otherwise makes it
-visible again after ``VISIBILITY_TIMEOUT``. After ``MAX_RECEIVES`` tries the event goes to the
+records of up to ``BATCH_SIZE`` waiting messages as one event, as Lambda hands a function an
+SQS batch), deletes the messages only when the handler succeeded (ten a call), and otherwise
+makes them visible again after ``VISIBILITY_TIMEOUT``. After ``MAX_RECEIVES`` tries the event goes to the
 dead-letter queue with the handler's error, in the shape of the record Lambda sends its
 on-failure destination; the queue's redrive policy is a backstop should the runner itself
 die mid-way.
@@ -37,6 +37,11 @@ VISIBILITY_TIMEOUT = 2
 # visibility timeout): longer than a busy emulator takes, so no event is handled twice at once.
 HANDLING_TIMEOUT = 30
 WAIT_SECONDS = 1
+# Messages one ReceiveMessage and one DeleteMessageBatch take at most (SQS's limit).
+RECEIVE_MAX = 10
+# Messages a runner handling events together takes at once while they wait (Lambda's SQS
+# batch size may be up to 10,000): 50 files of a study cost one transaction, not five.
+BATCH_SIZE = 50
 # Seconds a runner keeps handled messages before deleting them: well within HANDLING_TIMEOUT.
 DELETE_WITHIN = HANDLING_TIMEOUT / 3
 
@@ -102,14 +107,15 @@ class EventRunner:
 
     def poll_once(self) -> int:
         """Receive and handle one batch of messages; return how many were handled successfully."""
-        response = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=WAIT_SECONDS,
-            AttributeNames=["ApproximateReceiveCount"],
-        )
+        messages = self._receive(WAIT_SECONDS)
         received = time.monotonic()
-        messages = response.get("Messages", [])
+        # While events wait (each receive full), a runner handling them together takes up to
+        # BATCH_SIZE, as Lambda's SQS batching does: a batch's reads and writes are shared.
+        while self.together and len(messages) % RECEIVE_MAX == 0 and 0 < len(messages) < BATCH_SIZE:
+            more = self._receive(0)
+            if not more:
+                break
+            messages += more
         if self.together and len(messages) > 1 and self._deliver_together(messages):
             self._delete([message["ReceiptHandle"] for message in messages])
             self.handled += len(messages)
@@ -133,16 +139,26 @@ class EventRunner:
         self.handled += handled
         return handled
 
+    def _receive(self, wait_seconds: int) -> list[dict[str, Any]]:
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=RECEIVE_MAX,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["ApproximateReceiveCount"],
+        )
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        return messages
+
     def _delete(self, receipt_handles: list[str]) -> None:
-        """Delete the messages done with, in one call (one per message cost the emulator a
+        """Delete the messages done with, ten a call (one call per message cost the emulator a
         tenth of an event's time); one not deleted is delivered again, as SQS may anyway."""
-        if not receipt_handles:
-            return
-        entries = [{"Id": str(n), "ReceiptHandle": handle} for n, handle in enumerate(receipt_handles)]
-        answer = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-        if answer.get("Failed"):
-            line = {"event": "delete_failed", "runner": self._thread.name, "messages": len(answer["Failed"])}
-            log.warning(json.dumps(line))
+        for start in range(0, len(receipt_handles), RECEIVE_MAX):
+            handles = receipt_handles[start : start + RECEIVE_MAX]
+            entries = [{"Id": str(n), "ReceiptHandle": handle} for n, handle in enumerate(handles)]
+            answer = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            if answer.get("Failed"):
+                line = {"event": "delete_failed", "runner": self._thread.name, "messages": len(answer["Failed"])}
+                log.warning(json.dumps(line))
 
     def _deliver_together(self, messages: list[dict[str, Any]]) -> bool:
         """Run the handler once on the records of every message, as Lambda runs an SQS batch;

@@ -23,7 +23,7 @@ from config import S3_BUCKET_NAME
 from local import delivery as delivery_module
 from local import moto_fixes
 from local.delivery import Delivery, Queues, seeded_paths
-from local.events import EventRunner
+from local.events import BATCH_SIZE, EventRunner
 from local.moto_fixes import FairLock
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS
@@ -218,13 +218,20 @@ def test_an_index_runner_hands_a_receive_to_its_handler_as_one_event(local_aws: 
     assert runner.poll_once() == 5
     assert events == [[0, 1, 2, 3, 4], [0], [1], [2], [3], [4]]
     assert _waiting_messages(sqs, url) == []
-    # … and a batch that succeeds is one call of the handler
-    for n in range(5, 8):
-        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [{"n": n}]}))
+    # … and while events wait, a runner takes them up to its batch size (several receives of
+    # ten), hands them over in one call of the handler, and deletes them ten a call
+    waiting = BATCH_SIZE + 5
+    for start in range(0, waiting, 10):
+        entries = [{"Id": str(n), "MessageBody": json.dumps({"Records": [{"n": 100 + start + n}]})} for n in range(10)]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries[: waiting - start])
     events.clear()
-    assert runner.poll_once() == 3
-    assert events == [[5, 6, 7]]
-    assert _waiting_messages(sqs, url) == []
+    calls: list[str] = []
+    sqs.meta.events.register("before-call.sqs", lambda model, **_: calls.append(model.name))
+    assert runner.poll_once() == BATCH_SIZE
+    assert events == [list(range(100, 100 + BATCH_SIZE))]
+    assert calls.count("ReceiveMessage") == BATCH_SIZE // 10
+    assert calls.count("DeleteMessageBatch") == BATCH_SIZE // 10
+    assert len(_waiting_messages(sqs, url)) == 5
 
 
 def _waiting_messages(sqs: Any, url: str) -> list[str]:
