@@ -81,7 +81,7 @@ test: lint $(ASSETS) $(VIEWER)
 #   search   items read and latency of a search page at 10,000 and 100,000 records (BENCH_ARGS=--sizes=...)
 #   index    the bulk indexer at 1, 8 and 32 workers, its re-run and peak memory (a few minutes)
 #   frames   WADO-RS frames against a ranged GET, a 300-slice series 25 at once, rendered JPEGs, a 1 GB study's API memory (a few minutes)
-#   embedded what the embedded AWS costs at archive size: listing pages at 1,000-10,000 instances, on-arrival and make index rates, reads while indexing, its memory (about 8 minutes; BENCH_ARGS=--sizes=...)
+#   embedded what the embedded AWS costs at archive size: listing pages at 1,000-10,000 instances, on-arrival and make index rates, reads while indexing, its memory (a few minutes; BENCH_ARGS=--sizes=...)
 # BENCH takes several names (BENCH="extract index"); BENCH_ARGS go to each script run.
 BENCH ?= extract index
 bench: $(STAMP)
