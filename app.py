@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def main() -> None:
     """`make run`: start the embedded AWS unless the backend is ``aws``, then serve the API."""
     web.logs.configure_logging()
+    stop_on_termination()
     port = int(os.environ.get("PORT", "5000"))
     backend = choose_backend()
     config: dict[str, Any] = {}
@@ -127,6 +129,18 @@ def main() -> None:
     finally:
         for child in reversed(children):
             child.stop()
+
+
+def stop_on_termination() -> None:
+    """End on SIGTERM or SIGHUP (a `kill`, a closed terminal) as on Ctrl-C, through ``main``'s
+    ``finally``: the embedded AWS and the delivery stop with the API (and the emulator saves its
+    data directory), where they would go on holding their port."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
 
 
 def start_local_aws() -> list[Any]:

@@ -3,9 +3,13 @@ working at once, progress lines, and a lock that serves its waiters in turn."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -25,11 +29,13 @@ from local import moto_fixes
 from local.delivery import Delivery, Queues, seeded_paths
 from local.events import BATCH_SIZE, EventRunner
 from local.moto_fixes import FairLock
+from local.process import ROOT
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS
 from managers.aws.backend import PORT_VARIABLE
 from managers.aws.clients import BACKGROUND_AGENT, make_client
 from managers.DynamoDBManager import DynamoDBManager
+from tests.bounds import HANG_GUARD
 from tests.resolvers.dicomweb.test_dicomweb import wait_for
 
 
@@ -52,6 +58,50 @@ def test_make_run_starts_the_emulator_and_the_delivery_in_processes_of_their_own
     finally:
         for child in reversed(children):
             child.stop()
+
+
+def test_make_run_stopped_by_sigterm_stops_the_emulator_and_the_delivery(tmp_path: Path) -> None:
+    # GIVEN `make run`'s process (app.py) on free ports, seeded and serving
+    env = {**os.environ, PORT_VARIABLE: "0", "PORT": "0", "DICOM_META_BACKEND": "local"}
+    env.pop("LOCAL_AWS_DATA", None)
+    out = (tmp_path / "run.log").open("w+")
+    run = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=out)
+    children: list[int] = []
+    try:
+        assert wait_for(lambda: "dicom-meta is running" in (tmp_path / "run.log").read_text(), HANG_GUARD)
+        children = _children_of(run.pid)
+        assert len(children) == 2  # the emulator and the delivery
+        # WHEN it is sent SIGTERM (a `kill`, an IDE's stop button)
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=HANG_GUARD)
+        # THEN its children are gone too, not left holding the emulator's port
+        assert not [pid for pid in children if Path(f"/proc/{pid}").exists() and _state(pid) != "Z"]
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in children:  # what a failure left behind (still ours: its command line says so)
+            with contextlib.suppress(OSError):
+                if b"local" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _children_of(parent: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and _parent_of(int(entry.name)) == parent:
+                children.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile
+    return children
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
 
 
 def _parent_of(pid: int) -> int:
