@@ -4,10 +4,10 @@ The bucket notifies an SQS queue (as a real bucket notifies a Lambda); the runne
 it, calls ``lambda_handler`` with the very event JSON S3 produced (or, for the indexer, the
 records of up to ``BATCH_SIZE`` waiting messages as one event, as Lambda hands a function an
 SQS batch), deletes the messages only when the handler succeeded (ten a call), and otherwise
-makes them visible again after ``VISIBILITY_TIMEOUT``. After ``MAX_RECEIVES`` tries the event goes to the
-dead-letter queue with the handler's error, in the shape of the record Lambda sends its
-on-failure destination; the queue's redrive policy is a backstop should the runner itself
-die mid-way.
+makes them visible again after ``VISIBILITY_TIMEOUT``. After ``MAX_RECEIVES`` tries the event
+goes to the dead-letter queue with the handler's error, in the shape of the record Lambda
+sends its on-failure destination; the queue's redrive policy is a backstop should the runner
+itself die mid-way.
 """
 
 from __future__ import annotations
