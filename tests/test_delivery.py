@@ -242,9 +242,7 @@ def test_a_runner_deletes_what_one_receive_handled_in_one_call(local_aws: LocalA
     # THEN one receive, one visibility change for the failed event, one delete for the four others
     assert sorted(handled) == [0, 1, 3, 4]
     assert sorted(calls) == ["ChangeMessageVisibility", "DeleteMessageBatch", "ReceiveMessage"]
-    # (moto's own queue, in this process: SQS's approximate counts are cached for a second)
-    queue = sqs_backends[DEFAULT_ACCOUNT_ID][sqs.meta.region_name].get_queue(url.rsplit("/", 1)[1])
-    assert [json.loads(message.body)["n"] for message in queue._messages] == [2]
+    assert [json.loads(body)["n"] for body in _waiting_messages(sqs, url)] == [2]
 
 
 def test_an_index_runner_hands_a_receive_to_its_handler_as_one_event(local_aws: LocalAWS) -> None:
