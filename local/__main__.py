@@ -12,7 +12,7 @@ from types import FrameType
 
 from local import snapshot
 from local.netem import netem_from_env
-from local.process import EVENTS_VARIABLE, READY_MARKER
+from local.process import EVENTS_VARIABLE, READY_MARKER, announce
 from local.server import LocalAWS
 from managers.aws.backend import local_aws_port
 
@@ -31,7 +31,7 @@ def main() -> None:
         # the ready line: a stop sent as soon as it is read must save too.
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        print(f"{READY_MARKER}{aws.endpoint_url} (any credentials; Ctrl-C stops it)", flush=True)
+        announce(READY_MARKER, aws.endpoint_url, " (any credentials; Ctrl-C stops it)")
         # Not one wait without a timeout: a signal the kernel hands to another thread is run by
         # this one only when it wakes, and a lock wait without one never does (a stop hung).
         while True:

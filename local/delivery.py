@@ -164,7 +164,7 @@ def seeded_paths() -> list[str]:
 
 def main() -> None:
     """``python -m local.delivery``: deliver the events of a running embedded AWS (LOCAL_AWS_PORT)."""
-    from local.process import DELIVERY_MARKER
+    from local.process import DELIVERY_MARKER, announce
     from managers.aws.backend import LOCAL_CREDENTIALS, local_aws_port
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -174,7 +174,7 @@ def main() -> None:
     keys = (LOCAL_CREDENTIALS.aws_access_key_id, LOCAL_CREDENTIALS.aws_secret_access_key)
     queues = find_queues(make_client("sqs", *keys, endpoint_url=endpoint))
     delivery = Delivery(endpoint, LOCAL_CREDENTIALS, queues).start()
-    print(f"{DELIVERY_MARKER}{endpoint}", flush=True)
+    announce(DELIVERY_MARKER, endpoint)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

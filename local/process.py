@@ -9,6 +9,7 @@ endpoint, and keeps its state apart from any in-process moto.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -27,10 +28,20 @@ READY_MARKER = "Embedded AWS at "
 DELIVERY_MARKER = "Delivering the events of "
 # LOCAL_AWS_EVENTS=0: ``python -m local`` leaves event delivery to ``python -m local.delivery``.
 EVENTS_VARIABLE = "LOCAL_AWS_EVENTS"
+# The endpoint a ready line announces. Only the URL's own characters: a warning another thread
+# writes to the same pipe may follow it on the line (``...:4566/x/y.py:12: UserWarning``).
+ENDPOINT = re.compile(r"http://[0-9.]+:([0-9]+)")
 START_TIMEOUT = 60.0
 # With a data directory: how long a start waits for the emulator to load it, and a stop for
 # it to save (100,000 records and 1 GiB of objects: about 30 s each, bench/snapshot.py).
 DATA_TIMEOUT = 600.0
+
+
+def announce(marker: str, endpoint_url: str, rest: str = "") -> None:
+    """Print a ready line in one write: ``print`` writes its newline apart, and a log line or
+    warning from another thread written between the two would end up inside this line."""
+    sys.stdout.write(f"{marker}{endpoint_url}{rest}\n")
+    sys.stdout.flush()
 
 
 class LocalAWSProcess:
@@ -96,9 +107,9 @@ class LocalAWSProcess:
         # Always read the pipe, so a chatty child never blocks on a full one.
         assert process.stdout is not None, "started with stdout=PIPE"
         for line in process.stdout:
-            if line.startswith(self.marker) and not ready.is_set():
-                self.endpoint_url = line[len(self.marker) :].split()[0]
-                self.port = int(self.endpoint_url.rsplit(":", 1)[1])
+            found = ENDPOINT.match(line, len(self.marker)) if line.startswith(self.marker) else None
+            if found is not None and not ready.is_set():
+                self.endpoint_url, self.port = found.group(0), int(found.group(1))
                 ready.set()
             if self.echo is not None:
                 self.echo.write(line)

@@ -29,7 +29,7 @@ from local import moto_fixes
 from local.delivery import Delivery, Queues, seeded_paths
 from local.events import BATCH_SIZE, EventRunner
 from local.moto_fixes import FairLock
-from local.process import ROOT
+from local.process import DELIVERY_MARKER, ROOT, LocalAWSProcess, announce
 from local.samples import SampleSpec, build_file
 from local.server import LocalAWS
 from managers.aws.backend import PORT_VARIABLE
@@ -58,6 +58,29 @@ def test_make_run_starts_the_emulator_and_the_delivery_in_processes_of_their_own
     finally:
         for child in reversed(children):
             child.stop()
+
+
+def test_a_ready_line_with_a_warning_glued_to_it_still_names_the_endpoint() -> None:
+    # GIVEN the delivery's ready line with a warning from another thread written before its
+    # newline (what failed a CI run: the port was read as "")
+    glued = f"{DELIVERY_MARKER}http://127.0.0.1:36511/venv/pydicom/filereader.py:402: UserWarning: x\n"
+    child = LocalAWSProcess(4566, module="local.delivery", marker=DELIVERY_MARKER)
+    ready = threading.Event()
+    # WHEN the drain reads it, after a line that only starts like one
+    lines = [f"{DELIVERY_MARKER}nowhere\n", glued]
+    child._drain(SimpleNamespace(stdout=iter(lines)), ready)  # type: ignore[arg-type]  # a pipe's lines
+    # THEN the endpoint is the URL alone
+    assert ready.is_set()
+    assert (child.endpoint_url, child.port) == ("http://127.0.0.1:36511", 36511)
+
+
+def test_a_ready_line_is_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One write is one pipe write (under PIPE_BUF), which no other thread's line can split.
+    writes: list[str] = []
+    out = SimpleNamespace(write=writes.append, flush=lambda: None)
+    monkeypatch.setattr(sys, "stdout", out)
+    announce(DELIVERY_MARKER, "http://127.0.0.1:4566", " (more)")
+    assert writes == [f"{DELIVERY_MARKER}http://127.0.0.1:4566 (more)\n"]
 
 
 def test_make_run_stopped_by_sigterm_stops_the_emulator_and_the_delivery(tmp_path: Path) -> None:
