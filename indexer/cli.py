@@ -1,10 +1,11 @@
 """The bulk run: every object under a prefix of the bucket indexed from this machine.
 
-``python -m indexer s3://data-apps-ex/<prefix>/ [--workers N] [--report PATH] [--on-aws]``
+``python -m indexer s3://data-apps-ex/<prefix>/ [--workers N] [--processes N] [--report PATH] [--on-aws]``
 
-The listing is read a page (1,000 keys) at a time; each page's records are read in one
-BatchGetItem per 100 keys, objects whose record holds their ETag are skipped unread, the
-others are read header-only by a bounded pool of threads and written 25 per BatchWriteItem.
+The listing is read a page (1,000 keys) at a time, here; the pages are indexed by one process
+per core (``indexer/pages.py``). Each page's records are read in one BatchGetItem per 100
+keys, objects whose record holds their ETag are skipped unread, the others are read
+header-only by a bounded pool of threads and written 25 per BatchWriteItem.
 A progress bar goes to stderr; one JSON summary line to stdout (docs/indexing.md):
 ``{"listed", "indexed", "unchanged", "failed", "seconds", "report"}``.
 
@@ -27,7 +28,7 @@ import os
 import re
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from tqdm import tqdm
 
 from config import S3_BUCKET_NAME
 from errors import UpstreamUnavailable
+from indexer.pages import PageRunner
 from managers.aws.backend import choose_backend
 from managers.aws.clients import BACKGROUND_AGENT, client_config, credential_args, make_client
 from managers.DynamoDBManager import DynamoDBManager
@@ -45,6 +47,9 @@ USAGE_ERROR = 2
 INTERRUPTED = 130
 DEFAULT_WORKERS = 32
 MAX_WORKERS = 256
+# Processes indexing pages at once: one per core (boto3's per-call work bounds one process), at most 8.
+DEFAULT_PROCESSES = min(8, len(os.sched_getaffinity(0)))
+MAX_PROCESSES = 64
 DEFAULT_REPORT = "index-failures.jsonl"
 PAGE_SIZE = 1000
 
@@ -109,37 +114,51 @@ def connect(workers: int) -> Indexer:
     return indexer
 
 
-def run(indexer: Indexer, prefix: str, workers: int, report: Path) -> tuple[dict[str, Any], int]:
-    """Index everything under ``prefix``; return the summary and the exit code."""
+def run(indexer: Indexer, prefix: str, workers: int, report: Path, processes: int = 1) -> tuple[dict[str, Any], int]:
+    """Index everything under ``prefix``; return the summary and the exit code.
+
+    The listing is read here; its pages are indexed by ``processes`` processes (``PageRunner``).
+    """
     started = time.monotonic()
     totals = Totals()
     failures: list[tuple[str, str]] = []
     status = 0
     bar = tqdm(total=0, unit="file", file=sys.stderr, desc="indexing", mininterval=0.5, dynamic_ncols=True)
+
+    def tick() -> None:
+        bar.update(runner.done - bar.n)
+
+    def add(results: Iterator[PageResult]) -> None:
+        nonlocal failures
+        for result in results:
+            totals.add(result)
+            failures += result.failures
+        tick()
+
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="indexer") as pool:
-            page_result = PageResult()
+        with PageRunner(connect, workers, processes) as runner:
             try:
                 for page in indexer.list_pages(prefix, PAGE_SIZE):
+                    if runner.stopping:
+                        break
                     totals.listed += len(page)
                     bar.total += len(page)
                     bar.refresh()
-                    indexer.index_page(page, pool, on_done=bar.update, result=page_result)
-                    totals.add(page_result)
-                    failures += page_result.failures
-                    page_result = PageResult()  # counted: an interruption from here on adds nothing twice
+                    runner.submit(page)
+                    add(runner.collect(runner.ahead, tick))
+                add(runner.collect(0, tick))
             except KeyboardInterrupt:
                 status = INTERRUPTED
-                pool.shutdown(wait=True, cancel_futures=True)
-                totals.add(page_result)  # what the interrupted page wrote before it stopped
-                failures += page_result.failures
+                runner.stop()
+                add(runner.collect(0, tick))  # what the pages wrote before they stopped
             except UpstreamUnavailable as exc:
-                totals.add(page_result)
-                failures += page_result.failures
-                # The listing or the record reads kept failing after the retries: stop here;
-                # a re-run resumes where this one stopped.
-                bar.write(f"index: stopped: {exc.message}", file=sys.stderr)
-                status = 1
+                # The listing kept failing after the retries: stop here; a re-run resumes.
+                runner.stop(exc.message)
+                add(runner.collect(0, tick))
+            if runner.stopped is not None:
+                # S3 or DynamoDB kept failing: a re-run resumes where this one stopped.
+                bar.write(f"index: stopped: {runner.stopped}", file=sys.stderr)
+                status = status or 1
     finally:
         bar.close()
     if status == 0 and totals.failed:
@@ -172,6 +191,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=DEFAULT_WORKERS, help=f"header reads at once ({DEFAULT_WORKERS})"
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        help=f"processes sharing the reads (one per core, here {DEFAULT_PROCESSES}, at most --workers)",
+    )
     parser.add_argument("--report", type=Path, default=Path(DEFAULT_REPORT), help=f"failure report ({DEFAULT_REPORT})")
     parser.add_argument("--on-aws", action="store_true", help="submit the run to AWS (Step Functions) instead")
     return parser.parse_args(argv)
@@ -185,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not 1 <= args.workers <= MAX_WORKERS:
             raise UsageError(f"--workers must be between 1 and {MAX_WORKERS}")
+        if args.processes is None:
+            args.processes = min(DEFAULT_PROCESSES, args.workers)
+        if not 1 <= args.processes <= min(MAX_PROCESSES, args.workers):
+            raise UsageError(f"--processes must be between 1 and {MAX_PROCESSES}, and at most --workers")
         prefix = parse_prefix(args.s3_prefix)
         if args.on_aws:
             from indexer.on_aws import submit  # only this path needs the AWS submission code
@@ -195,6 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"index: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    summary, status = run(indexer, prefix, args.workers, args.report)
+    summary, status = run(indexer, prefix, args.workers, args.report, args.processes)
     print(json.dumps(summary), flush=True)
     return status

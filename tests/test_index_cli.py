@@ -16,10 +16,15 @@ from typing import Any
 
 import pytest
 
+from errors import UpstreamUnavailable
+from indexer import cli
+from indexer.pages import BROKEN
 from local.process import ROOT, LocalAWSProcess
 from local.samples import SampleSpec, build_file
 from managers.aws.clients import make_client
 from managers.DynamoDBManager import DynamoDBManager
+from managers.indexing import Indexer, Listed, PageResult
+from managers.store.study_items import STUDY_INSTANCES, study_key
 
 BUCKET = "data-apps-ex"
 PREFIX = "archive/cli/"
@@ -61,7 +66,7 @@ def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 def test_a_run_then_a_rerun(aws: LocalAWSProcess, tmp_path: Path) -> None:
     report = tmp_path / "failures.jsonl"
     # WHEN the prefix is indexed
-    first = index(aws.port, f"s3://{BUCKET}/{PREFIX}", "--workers", "4", "--report", str(report))
+    first = index(aws.port, f"s3://{BUCKET}/{PREFIX}", "--workers", "4", "--processes", "2", "--report", str(report))
     # THEN every DICOM file is indexed, the README is reported, and the exit code says so
     assert first.returncode == 1, first.stderr
     summary = summary_of(first)
@@ -86,6 +91,75 @@ def test_a_run_then_a_rerun(aws: LocalAWSProcess, tmp_path: Path) -> None:
         "unchanged": 30,
         "failed": 1,
     }
+
+
+def test_pages_shared_by_processes_are_all_counted_once(
+    aws: LocalAWSProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN 23 files of one study under a prefix of their own, listed 5 to a page (5 pages)
+    s3 = make_client("s3", "local", "local", endpoint_url=aws.endpoint_url)
+    spec = SampleSpec(patient_id="PAGES", study_instance_uid="2.25.4242", series_instance_uid="2.25.4242.1")
+    for n in range(23):
+        s3.put_object(Bucket=BUCKET, Key=f"pages/{n:02}.dcm", Body=build_file(spec))
+    monkeypatch.setattr(cli, "PAGE_SIZE", 5)
+    monkeypatch.setenv("LOCAL_AWS_PORT", str(aws.port))
+    monkeypatch.setenv("DICOM_META_BACKEND", "local")
+    # WHEN three processes index the pages (the listing stays in this one)
+    summary, status = cli.run(cli.connect(6), "pages/", 6, tmp_path / "r.jsonl", processes=3)
+    # THEN every file is indexed once, and the study's counters add up across the processes
+    assert status == 0
+    assert {k: summary[k] for k in ("listed", "indexed", "unchanged", "failed")} == {
+        "listed": 23,
+        "indexed": 23,
+        "unchanged": 0,
+        "failed": 0,
+    }
+    dynamodb = DynamoDBManager("local", "local", endpoint_url=aws.endpoint_url)
+    study = dynamodb.get_item(study_key("2.25.4242")) or {}
+    assert study[STUDY_INSTANCES] == {"N": "23"}
+    # WHEN run again: every page is found unchanged, in any process
+    again, _ = cli.run(cli.connect(6), "pages/", 6, tmp_path / "r.jsonl", processes=3)
+    assert (again["indexed"], again["unchanged"]) == (0, 23)
+
+
+def test_a_page_that_cannot_write_stops_the_run_and_keeps_its_count(
+    aws: LocalAWSProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN DynamoDB failing after each page's first file (injected: the page's own retries are
+    # tested in test_indexer), 5 files a page, the pages in a thread of this process
+    def first_then_failing(self: Indexer, listed: list[Listed], pool: Any, **kwargs: Any) -> PageResult:
+        result: PageResult = kwargs["result"]
+        result.indexed += 1
+        kwargs["on_done"](1)
+        raise UpstreamUnavailable("DynamoDB kept throttling")
+
+    monkeypatch.setattr(Indexer, "index_page", first_then_failing)
+    monkeypatch.setattr(cli, "PAGE_SIZE", 5)
+    monkeypatch.setenv("LOCAL_AWS_PORT", str(aws.port))
+    monkeypatch.setenv("DICOM_META_BACKEND", "local")
+    # WHEN the prefix (31 files, 7 pages) is indexed
+    summary, status = cli.run(cli.connect(2), PREFIX, 2, tmp_path / "r.jsonl", processes=1)
+    # THEN the run stops with exit 1 and says why, counting what the pages that ran wrote
+    assert status == 1
+    assert "index: stopped: DynamoDB kept throttling" in capsys.readouterr().err
+    # (at most the pages already running or queued when the first failure came in: ahead + 1)
+    assert 1 <= summary["indexed"] <= 3 and summary["listed"] <= 15  # the listing stopped too
+
+
+def test_a_process_that_cannot_start_stops_the_run(
+    aws: LocalAWSProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOCAL_AWS_PORT", str(aws.port))
+    monkeypatch.setenv("DICOM_META_BACKEND", "local")
+    indexer = cli.connect(2)
+
+    def no_backend(workers: int) -> Indexer:
+        raise cli.UsageError("no embedded AWS answers")
+
+    monkeypatch.setattr(cli, "connect", no_backend)
+    summary, status = cli.run(indexer, PREFIX, 2, tmp_path / "r.jsonl", processes=1)
+    assert status == 1 and summary["indexed"] == 0
+    assert f"index: stopped: {BROKEN}" in capsys.readouterr().err
 
 
 def test_a_clean_prefix_exits_0_without_a_report(aws: LocalAWSProcess, tmp_path: Path) -> None:
@@ -125,7 +199,8 @@ def started(progress: str) -> bool:
 
 
 @pytest.mark.slow
-def test_ctrl_c_then_a_rerun_continues(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_ctrl_c_then_a_rerun_continues(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, processes: int) -> None:
     # GIVEN a slow network (20 ms per call), so that one worker takes a few seconds
     monkeypatch.setenv("LOCAL_AWS_LATENCY_MS", "20")
     with LocalAWSProcess(free_port()) as slow:
@@ -134,7 +209,18 @@ def test_ctrl_c_then_a_rerun_continues(monkeypatch: pytest.MonkeyPatch, tmp_path
         for n in range(120):
             s3.put_object(Bucket=BUCKET, Key=f"slow/{n:03}.dcm", Body=data)
         env = {**os.environ, "LOCAL_AWS_PORT": str(slow.port), "DICOM_META_BACKEND": "local"}
-        command = [sys.executable, "-m", "indexer", f"s3://{BUCKET}/slow/", "--workers", "1"]
+        # One read at a time per process; with two, the pages are shared (Ctrl-C reaches the command only)
+        workers = str(processes)
+        command = [
+            sys.executable,
+            "-m",
+            "indexer",
+            f"s3://{BUCKET}/slow/",
+            "--workers",
+            workers,
+            "--processes",
+            workers,
+        ]
         command += ["--report", str(tmp_path / "r.jsonl")]
         # WHEN it is interrupted mid-run (Ctrl-C)
         # A run started in the background (nohup, `&` without job control) ignores SIGINT, and an
