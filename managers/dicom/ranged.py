@@ -51,6 +51,9 @@ class RangedReader(io.RawIOBase):
         # Fetched ranges, sorted and non-overlapping: _starts[i] is where _chunks[i] begins.
         self._starts: list[int] = []
         self._chunks: list[bytes] = []
+        # The chunk the last read was served from, and where it starts: the next small read
+        # is almost always in it too.
+        self._last: tuple[bytes, int] = (b"", 0)
 
     def readable(self) -> bool:
         return True
@@ -86,6 +89,20 @@ class RangedReader(io.RawIOBase):
         self._pos = position
         return position
 
+    def read(self, size: int = -1, /) -> bytes:
+        """Return ``size`` bytes from the current position (fewer only at the end; all when negative).
+
+        pydicom makes two or three reads of a few bytes per element: one that the last chunk
+        holds is a slice of it, without RawIOBase's round through ``readinto``.
+        """
+        chunk, start = self._last
+        offset = self._pos - start
+        if size >= 0 and offset >= 0 and offset + size <= len(chunk):
+            self._pos += size
+            return chunk[offset : offset + size]
+        data = super().read(size)
+        return data if data is not None else b""
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # typeshed: any buffer
         """Fill ``buffer`` from the current position; fewer bytes only at the end."""
         self._checkClosed()
@@ -105,7 +122,7 @@ class RangedReader(io.RawIOBase):
 
     def close(self) -> None:
         """Drop the fetched bytes."""
-        self._starts, self._chunks = [], []
+        self._starts, self._chunks, self._last = [], [], (b"", 0)
         super().close()
 
     def _read_into(self, view: memoryview, to_end: bool = False) -> int:
@@ -128,8 +145,11 @@ class RangedReader(io.RawIOBase):
         """Return the fetched chunk holding ``position`` and the offset in it, fetching on a miss."""
         index = bisect.bisect_right(self._starts, position) - 1
         if index >= 0 and position < self._starts[index] + len(self._chunks[index]):
-            return self._chunks[index], position - self._starts[index]
-        return self._fetch_at(position, request), 0
+            self._last = (self._chunks[index], self._starts[index])
+            return self._last[0], position - self._last[1]
+        data = self._fetch_at(position, request)
+        self._last = (data, position)
+        return data, 0
 
     def _fetch_at(self, position: int, request: int) -> bytes:
         """Fetch up to ``request`` bytes from ``position`` into the cache; double the next request.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
 
@@ -122,3 +123,17 @@ def test_readinto_fills_a_buffer() -> None:
     buffer = bytearray(3000)
     assert reader.readinto(buffer) == 3000
     assert bytes(buffer) == DATA[:3000]
+
+
+def test_small_reads_anywhere_match_the_object_and_fetch_no_byte_twice() -> None:
+    # pydicom's pattern: many reads of a few bytes, seeks forward and back. The last chunk
+    # serves most of them directly; each must still be the object's bytes at that position.
+    reader, remote = reader_of(first=512, most=2048)
+    rng = random.Random(7)
+    for _ in range(2000):
+        position, size = rng.randrange(len(DATA) + 10), rng.choice((0, 1, 2, 4, 8, 100, 700))
+        reader.seek(position)
+        assert reader.read(size) == DATA[position : position + size]
+        assert reader.tell() == min(position + size, max(position, len(DATA)))
+    fetched = sorted((start, start + length) for start, length in remote.calls)
+    assert all(end <= following for (_, end), (following, _) in zip(fetched, fetched[1:], strict=False))
