@@ -96,12 +96,14 @@ def test_a_run_then_a_rerun(aws: LocalAWSProcess, tmp_path: Path) -> None:
 def test_pages_shared_by_processes_are_all_counted_once(
     aws: LocalAWSProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # GIVEN 23 files of one study under a prefix of their own, listed 5 to a page (5 pages)
+    # GIVEN 23 files of one study under a prefix of their own, listed 5 to a page (5 pages),
+    # each page indexed in parts of 3 and 2
     s3 = make_client("s3", "local", "local", endpoint_url=aws.endpoint_url)
     spec = SampleSpec(patient_id="PAGES", study_instance_uid="2.25.4242", series_instance_uid="2.25.4242.1")
     for n in range(23):
         s3.put_object(Bucket=BUCKET, Key=f"pages/{n:02}.dcm", Body=build_file(spec))
     monkeypatch.setattr(cli, "PAGE_SIZE", 5)
+    monkeypatch.setattr(cli, "PART_SIZE", 3)
     monkeypatch.setenv("LOCAL_AWS_PORT", str(aws.port))
     monkeypatch.setenv("DICOM_META_BACKEND", "local")
     # WHEN three processes index the pages (the listing stays in this one)
