@@ -16,7 +16,8 @@ starts its own embedded AWS (``python -m local``) in a child process, as ``make 
    ``ReadCounter``). Targets: at the largest size each page's median within 2x of the
    smallest size's and under 300 ms.
 2. ``make index``: ``--index-files`` small files put outside ``dicom/`` (no events), then
-   ``python -m indexer <prefix> --workers 32`` as a subprocess. Target >= 300 files/s.
+   ``python -m indexer <prefix> --workers 32`` as a subprocess (``--processes``: one per core, as
+   ``make index``). Target >= 300 files/s.
 3. On arrival: the embedded AWS with LOCAL_AWS_EVENTS=0 and ``python -m local.delivery``, as
    ``make run`` starts them; ``--arrive`` small files copied into ``dicom/`` by boto3 from 16
    threads, timed until their studies count every one (a BatchGetItem of the study items
@@ -56,6 +57,7 @@ if str(ROOT) not in sys.path:
 from app import create_app  # noqa: E402
 from bench.search import EMULATOR_READ_TIMEOUT, ReadCounter, free_port, load, load_studies, records  # noqa: E402
 from config import S3_BUCKET_NAME  # noqa: E402
+from indexer.cli import DEFAULT_PROCESSES  # noqa: E402
 from local.process import DELIVERY_MARKER, EVENTS_VARIABLE, LocalAWSProcess  # noqa: E402
 from local.samples import SampleSpec, build_file  # noqa: E402
 from local.server import create_table  # noqa: E402
@@ -225,15 +227,18 @@ def counted_in_studies(dynamodb: DynamoDBManager, files: int, tag: str) -> int:
     return sum(int(item.get(STUDY_INSTANCES, {}).get("N", "0")) for item in found.values())
 
 
-def bench_index(files: int, workers: int) -> dict[str, Any]:
+def bench_index(files: int, workers: int, processes: int) -> dict[str, Any]:
     """Put ``files`` without events, then time ``python -m indexer`` over them."""
     corpus = small_files(files, "9")
     with LocalAWSProcess(free_port(), env={EVENTS_VARIABLE: "0"}) as aws:
         s3 = make_client("s3", "local", "local", endpoint_url=aws.endpoint_url)
         put_all(s3, INDEX_PREFIX, corpus)
-        print(f"make index: {files:,} files put, indexing with {workers} workers", file=sys.stderr)
+        print(
+            f"make index: {files:,} files put, indexing with {workers} workers in {processes} processes",
+            file=sys.stderr,
+        )
         env = {**os.environ, "LOCAL_AWS_PORT": str(aws.port), "DICOM_META_BACKEND": "local"}
-        arguments = [f"s3://{S3_BUCKET_NAME}/{INDEX_PREFIX}", "--workers", str(workers)]
+        arguments = [f"s3://{S3_BUCKET_NAME}/{INDEX_PREFIX}", "--workers", str(workers), "--processes", str(processes)]
         arguments += ["--report", str(ROOT / "bench" / "results" / "embedded-failures.jsonl")]
         emulator_cpu, children = cpu_seconds(aws.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
@@ -255,6 +260,7 @@ def bench_index(files: int, workers: int) -> dict[str, Any]:
             "client_cpu_ms_per_file": 1000 * indexer_cpu / files,
             "files": files,
             "workers": workers,
+            "processes": processes,
             "wall": wall,
             "rate": summary["indexed"] / summary["seconds"],
             "peak_mb": peak_mb(aws),
@@ -419,8 +425,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000", help="instances per run, comma-separated (%(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="requests of each page, median taken (%(default)s)")
     parser.add_argument("--arrive", type=int, default=1000, help="files copied into dicom/ (default: %(default)s)")
-    parser.add_argument("--index-files", type=int, default=1000, help="files for make index (default: %(default)s)")
+    parser.add_argument("--index-files", type=int, default=10000, help="files for make index (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=32, help="make index workers (default: %(default)s)")
+    parser.add_argument(
+        "--processes", type=int, default=DEFAULT_PROCESSES, help="make index processes (default: %(default)s)"
+    )
     parser.add_argument("--objects", type=int, default=1024, help="objects for the memory phase (%(default)s)")
     parser.add_argument("--object-kb", type=int, default=1024, help="KiB per object (%(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results (default: bench/results/embedded.json)")
@@ -431,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     with LocalAWSProcess(free_port(), env={EVENTS_VARIABLE: "0"}) as aws:
         listings = [r for size in sizes for r in bench_size(aws.endpoint_url, size, args.repeats)]
         listing_peak = peak_mb(aws)
-    index = bench_index(args.index_files, args.workers)
+    index = bench_index(args.index_files, args.workers, args.processes)
     arrival = bench_arrival(args.arrive)
     objects = bench_objects(args.objects, args.object_kb)
     found = checks(listings, index, arrival, objects)
@@ -446,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|")
     print(f"| listings, {sizes[-1]:,} instances | - | - | - | - | - | {listing_peak:.0f} MB |")
     print(
-        f"| `make index`, {index['workers']} workers | {index['indexed']:,} | {index['seconds']:.1f} "
+        f"| `make index`, {index['workers']} workers, {index['processes']} processes "
+        f"| {index['indexed']:,} | {index['seconds']:.1f} "
         f"| {index['rate']:.0f} | {cpu_cell(index)} | - | {index['peak_mb']:.0f} MB |"
     )
     print(
