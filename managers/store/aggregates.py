@@ -286,8 +286,39 @@ class Aggregates:
         for uid, change in changes.series.items():
             if change.instances < 0:
                 self._delete_if_empty(series_key(uid), SERIES_INSTANCES)
-        for uid in sorted(studies):
-            self.settle_study(uid)
+        self.settle_studies(sorted(studies))
+
+    def settle_studies(self, uids: list[str]) -> None:
+        """``settle_study`` for several studies, their reads and search keys together.
+
+        A bulk write's chunk holds many studies (a study per file, in an archive of
+        radiographs): their items are read in one BatchGetItem and the search keys of those
+        that changed written in shared BatchWriteItems, where each study cost a GetItem and
+        two BatchWriteItems in turn. Each study's mark (the keys it lists, its print) is still
+        its own conditional UpdateItem, after its keys are written; an emptied study is
+        settled on its own, as before.
+        """
+        if len(uids) < 2:
+            for uid in uids:
+                self.settle_study(uid)
+            return
+        stored = self.dynamodb.get_items([study_key(uid) for uid in uids])
+        marks: list[tuple[str, list[dict[str, Any]], str]] = []
+        for uid in uids:
+            item = stored.get(study_key(uid))
+            if item is None:
+                continue
+            if int(item.get(STUDY_INSTANCES, {}).get("N", "0")) <= 0:
+                self.settle_study(uid)
+                continue
+            tokens = token_items(item)
+            digest = token_print(tokens)
+            if item.get(TOKEN_PRINT, {}).get("S") != digest:
+                marks.append((uid, tokens, digest))
+        if self.dynamodb.write_items([token for _, tokens, _ in marks for token in tokens]):
+            raise UpstreamUnavailable("DynamoDB left a study's search keys unwritten; try again shortly")
+        for uid, tokens, digest in marks:
+            self._mark(uid, tokens, digest)
 
     def settle_study(self, uid: str, attempts: int = 2) -> None:
         """Write the search keys of a study's current values, or remove the study once empty."""
@@ -308,6 +339,10 @@ class Aggregates:
             return
         if self.dynamodb.write_items(tokens):
             raise UpstreamUnavailable("DynamoDB left a study's search keys unwritten; try again shortly")
+        self._mark(uid, tokens, digest)
+
+    def _mark(self, uid: str, tokens: list[dict[str, Any]], digest: str) -> None:
+        """List the written search keys on the study and set its print (they are written)."""
         try:
             with upstream("DynamoDB"):
                 self.client.update_item(

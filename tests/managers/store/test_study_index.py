@@ -7,6 +7,7 @@ module's own (the embedded AWS's runner indexes the main table on its own).
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -134,6 +135,39 @@ def test_a_bulk_page_builds_the_same_counts(
     assert again.indexed == 30
     record = one(studies, study)
     assert (record.number_of_instances, record.number_of_series, record.modalities_in_study) == (30, 30, ["MR"])
+
+
+def test_a_bulk_page_of_one_file_studies_settles_them_together(
+    indexer: Indexer, studies: StudyIndex, put: Callable[..., str], dynamodb: DynamoDBManager
+) -> None:
+    # GIVEN 12 files, each a study of its own (an archive of radiographs)
+    tag = uuid.uuid4().hex[:6]
+    uids = [generate_uid() for _ in range(12)]
+    keys = [put(study_instance_uid=uid, patient_id=f"ONE-{tag}-{n:02}", modality="DX") for n, uid in enumerate(uids)]
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **kwargs: Any) -> None:
+        calls[model.name] += 1
+
+    dynamodb.client.meta.events.register("before-call.dynamodb", count)
+    # WHEN they are indexed as one bulk page
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            result = indexer.index_page([Listed(key, "") for key in keys], pool)
+    finally:
+        dynamodb.client.meta.events.unregister("before-call.dynamodb", count)
+    # THEN each study is found by its own patient ID's search keys
+    assert (result.indexed, result.failed) == (12, 0)
+    for n, uid in enumerate(uids):
+        criteria = StudyCriteria(patient_id=TextMatch.parse(f"ONE-{tag}-{n:02}", "patientId"))
+        assert [study.study_instance_uid for study in studies.search_studies(criteria, 5)[0]] == [uid]
+    # … their items were read together, not a GetItem each, and their search keys written in
+    # shared batches of 25; each study's mark is its own conditional update
+    stored = dynamodb.get_items([study_items.study_key(uid) for uid in uids])
+    tokens = sum(len(study_items.token_items(item)) for item in stored.values())
+    assert calls["GetItem"] == 0
+    assert calls["BatchWriteItem"] == -(-tokens // 25)
+    assert calls["UpdateItem"] == 12
 
 
 def test_study_search_reads_search_keys_then_verifies(
