@@ -2,10 +2,11 @@
 
 ``python -m indexer s3://data-apps-ex/<prefix>/ [--workers N] [--processes N] [--report PATH] [--on-aws]``
 
-The listing is read a page (1,000 keys) at a time, here; the pages are indexed, in parts of
-250 keys, by one process per core (``indexer/pages.py``). Each part's records are read in one
-BatchGetItem per 100 keys, objects whose record holds their ETag are skipped unread, the
-others are read header-only by a bounded pool of threads and written 25 per BatchWriteItem.
+The listing is read a page (1,000 keys) at a time, here; the first page is indexed on a
+thread of this process, the next ones, in parts of 250 keys, by one process per core
+(``indexer/pages.py``). Each part's records are read in one BatchGetItem per 100 keys,
+objects whose record holds their ETag are skipped unread, the others are read header-only by
+a bounded pool of threads and written 25 per BatchWriteItem.
 A progress bar goes to stderr; one JSON summary line to stdout (docs/indexing.md):
 ``{"listed", "indexed", "unchanged", "failed", "seconds", "report"}``.
 
@@ -52,8 +53,9 @@ DEFAULT_PROCESSES = min(8, len(os.sched_getaffinity(0)))
 MAX_PROCESSES = 64
 DEFAULT_REPORT = "index-failures.jsonl"
 PAGE_SIZE = 1000
-# Keys a process indexes at a time: a quarter of a listing page, so a prefix of a page or two
-# still keeps every process busy, and the last part of a run is short.
+# Keys a process indexes at a time: a quarter of a listing page, so a prefix of a few pages
+# still keeps every process busy, and the last part of a run is short. (The first page, on a
+# thread of the command, goes whole: its BatchGetItems then all run at once.)
 PART_SIZE = 250
 
 _PREFIX = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<prefix>.*)$")
@@ -145,16 +147,19 @@ def run(indexer: Indexer, prefix: str, workers: int, report: Path, processes: in
         tick()
 
     try:
-        with PageRunner(connect, workers, processes) as runner:
+        with PageRunner(connect, workers, processes, here=indexer) as runner:
             try:
-                for page in indexer.list_pages(prefix, PAGE_SIZE):
+                for number, page in enumerate(indexer.list_pages(prefix, PAGE_SIZE)):
                     if runner.stopping:
                         break
+                    if number == 1:
+                        runner.widen()  # more than a page: worth the processes' start
                     totals.listed += len(page)
                     bar.total += len(page)
                     bar.refresh()
-                    for start in range(0, len(page), PART_SIZE):
-                        runner.submit(page[start : start + PART_SIZE])
+                    part = PART_SIZE if runner.widened else len(page)
+                    for start in range(0, len(page), part):
+                        runner.submit(page[start : start + part])
                         add(runner.collect(runner.ahead, tick))
                 add(runner.collect(0, tick))
             except KeyboardInterrupt:

@@ -3,8 +3,8 @@
 One process reads about 200 headers a second however many threads it runs: boto3's work per
 call (serializing, signing, parsing) holds the GIL, and not the network bounds it. So the
 listing stays in the command's process and hands its pages to ``processes`` processes, each
-with its own clients and ``workers // processes`` threads. With one process the pages go to
-one thread of the command's own, the same way.
+with its own clients and ``workers // processes`` threads. The first page goes to a thread of
+the command's own, the same way; the processes start once there is a second page.
 
 Ctrl-C reaches the command only (the processes ignore it): it sets ``stop``, each page then
 writes what it has read and returns what it did, as one process did before.
@@ -96,26 +96,51 @@ def _index(listed: list[Listed]) -> Outcome:
 
 
 class PageRunner:
-    """Index pages on ``processes`` processes (one: a thread of this one), ``workers`` reads at once in all.
+    """Index pages on ``processes`` processes (the first page: a thread of this one), ``workers`` reads at once.
 
     ``submit`` a page, then ``collect`` what finished; ``stop`` asks every page to stop.
     ``ahead``: how many pages may be running or queued while the listing goes on.
     """
 
-    def __init__(self, connect: Connect, workers: int, processes: int) -> None:
-        context = multiprocessing.get_context("spawn")  # no fork of a process with threads and clients
-        self.shared = Shared(context.Value("q", 0), context.Event())
-        self.ahead = max(2, 2 * processes)  # pages queued or running: each process has the next one ready
-        threads = max(1, workers // processes)
-        self._executor: Executor
-        if processes == 1:
-            self._executor = ThreadPoolExecutor(1, initializer=_start, initargs=(connect, workers, self.shared, False))
-        else:
-            self._executor = ProcessPoolExecutor(
-                processes, mp_context=context, initializer=_start, initargs=(connect, threads, self.shared, True)
-            )
+    def __init__(self, connect: Connect, workers: int, processes: int, here: Indexer | None = None) -> None:
+        self._context = multiprocessing.get_context("spawn")  # no fork of a process with threads and clients
+        self.shared = Shared(self._context.Value("q", 0), self._context.Event())
+        self._connect, self._workers, self._processes = connect, workers, processes
+        # Pages start on a thread of this process (with ``here``'s clients, when given: building
+        # another set costs a re-run of an unchanged page a third of its time); ``widen`` moves
+        # the next ones to processes.
+        local: Connect = connect if here is None else lambda _: here
+        self._executors: list[Executor] = [
+            ThreadPoolExecutor(1, initializer=_start, initargs=(local, workers, self.shared, False))
+        ]
+        self.ahead = 2  # parts running or queued while the listing goes on
         self._running: set[Future[Outcome]] = set()
         self.stopped: str | None = None
+
+    def widen(self) -> None:
+        """Index the parts submitted from now on in ``processes`` processes (if more than one).
+
+        Called once the listing has a second page: their start (a second or so, spawning and
+        importing) is then small beside the run, and a run of one page (a re-run that finds
+        every file unchanged) never pays it.
+        """
+        if self._processes < 2 or self.widened:
+            return
+        threads = max(1, self._workers // self._processes)
+        self._executors.append(
+            ProcessPoolExecutor(
+                self._processes,
+                mp_context=self._context,
+                initializer=_start,
+                initargs=(self._connect, threads, self.shared, True),
+            )
+        )
+        self.ahead = 2 * self._processes  # each process has its next part ready
+
+    @property
+    def widened(self) -> bool:
+        """Whether parts now go to processes (then smaller parts keep them all busy)."""
+        return len(self._executors) > 1
 
     @property
     def done(self) -> int:
@@ -124,7 +149,7 @@ class PageRunner:
 
     def submit(self, listed: list[Listed]) -> None:
         try:
-            self._running.add(self._executor.submit(_index, listed))
+            self._running.add(self._executors[-1].submit(_index, listed))
         except BrokenExecutor:
             self.stop(BROKEN)
 
@@ -173,4 +198,5 @@ class PageRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        for executor in self._executors:
+            executor.shutdown(wait=True, cancel_futures=True)
