@@ -123,7 +123,8 @@ def run_indexer(port: int, workers: int) -> dict[str, Any]:
 
 
 def processes_for(workers: int) -> int:
-    """The page processes ``python -m indexer --workers N`` starts (none besides itself with one)."""
+    """The page processes ``python -m indexer --workers N`` may start (from a listing's second
+    page on; none with one). Their measured peak is 0 when none started."""
     processes = min(DEFAULT_PROCESSES, workers)
     return processes if processes > 1 else 0
 

@@ -1,12 +1,13 @@
-"""The pages of a bulk run indexed by several processes at once, a few pages ahead of the listing.
+"""The pages of a bulk run indexed by several processes at once, a few parts ahead of the listing.
 
 One process reads about 200 headers a second however many threads it runs: boto3's work per
 call (serializing, signing, parsing) holds the GIL, and not the network bounds it. So the
-listing stays in the command's process and hands its pages to ``processes`` processes, each
-with its own clients and ``workers // processes`` threads. The first page goes to a thread of
-the command's own, the same way; the processes start once there is a second page.
+listing stays in the command's process and hands its pages, in parts, to ``processes``
+processes, each with its own clients and ``workers // processes`` threads. The first page
+goes to a thread of the command's own, the same way; the processes start once there is a
+second page.
 
-Ctrl-C reaches the command only (the processes ignore it): it sets ``stop``, each page then
+Ctrl-C reaches the command only (the processes ignore it): it sets ``stop``, each part then
 writes what it has read and returns what it did, as one process did before.
 """
 
@@ -34,7 +35,7 @@ from managers.indexing import Indexer, Listed, PageResult
 
 # Why a run stops when a process died (killed, out of memory) or could not build its clients.
 BROKEN = "an indexing process ended or could not start"
-# How often the progress bar is brought up to date while pages are being indexed.
+# How often the progress bar is brought up to date while parts are being indexed.
 PROGRESS_SECONDS = 0.5
 
 Connect = Callable[[int], Indexer]
@@ -50,7 +51,7 @@ class Shared:
 
 @dataclass
 class Outcome:
-    """A page's result, and why the run must stop (S3 or DynamoDB kept failing), if it must."""
+    """A part's result, and why the run must stop (S3 or DynamoDB kept failing), if it must."""
 
     result: PageResult
     stopped: str | None = None
@@ -73,7 +74,7 @@ def _start(connect: Connect, threads: int, shared: Shared, own_process: bool) ->
 
 
 def _index(listed: list[Listed]) -> Outcome:
-    """Index one page in this worker; what it wrote is counted even when it stops midway."""
+    """Index one part in this worker; what it wrote is counted even when it stops midway."""
     assert _worker is not None, "started by the executor's initializer"
     indexer, pool, shared = _worker
     outcome = Outcome(PageResult())
@@ -98,8 +99,8 @@ def _index(listed: list[Listed]) -> Outcome:
 class PageRunner:
     """Index pages on ``processes`` processes (the first page: a thread of this one), ``workers`` reads at once.
 
-    ``submit`` a page, then ``collect`` what finished; ``stop`` asks every page to stop.
-    ``ahead``: how many pages may be running or queued while the listing goes on.
+    ``submit`` a part, then ``collect`` what finished; ``stop`` asks every part to stop.
+    ``ahead``: how many parts may be running or queued while the listing goes on.
     """
 
     def __init__(self, connect: Connect, workers: int, processes: int, here: Indexer | None = None) -> None:
@@ -154,8 +155,8 @@ class PageRunner:
             self.stop(BROKEN)
 
     def collect(self, until: int, tick: Callable[[], None]) -> Iterator[PageResult]:
-        """Yield the results of finished pages until at most ``until`` are running (0: all),
-        calling ``tick`` every ``PROGRESS_SECONDS`` meanwhile. A page that had to stop stops the run.
+        """Yield the results of finished parts until at most ``until`` are running (0: all),
+        calling ``tick`` every ``PROGRESS_SECONDS`` meanwhile. A part that had to stop stops the run.
 
         Each result is yielded as soon as it is in, so an interruption loses none of them.
         """
@@ -181,7 +182,7 @@ class PageRunner:
         return outcome.result
 
     def stop(self, reason: str | None = None) -> None:
-        """Stop every page (each writes what it has read), and start no other."""
+        """Stop every part (each writes what it has read), and start no other."""
         if reason is not None and self.stopped is None:
             self.stopped = reason
         self.shared.stop.set()
@@ -200,3 +201,12 @@ class PageRunner:
         self.stop()
         for executor in self._executors:
             executor.shutdown(wait=True, cancel_futures=True)
+        _finish()
+
+
+def _finish() -> None:
+    """Let go of this process's worker (the first page's thread): its reading threads end."""
+    global _worker  # set by _start in this process when the first page ran here
+    if _worker is not None:
+        _worker[1].shutdown(wait=True)
+        _worker = None

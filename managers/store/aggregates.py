@@ -303,14 +303,34 @@ class Aggregates:
                 self.settle_study(uid)
             return
         stored = self.dynamodb.get_items([study_key(uid) for uid in uids])
-        marks: list[tuple[str, list[dict[str, Any]], str]] = []
+        present: list[tuple[str, dict[str, Any]]] = []
         for uid in uids:
             item = stored.get(study_key(uid))
-            if item is None:
-                continue
-            if int(item.get(STUDY_INSTANCES, {}).get("N", "0")) <= 0:
+            if item is not None and _emptied(item):
                 self.settle_study(uid)
-                continue
+            elif item is not None:
+                present.append((uid, item))
+        self._write_keys(present)
+
+    def settle_study(self, uid: str, attempts: int = 2) -> None:
+        """Write the search keys of a study's current values, or remove the study once empty."""
+        item = self.dynamodb.get_item(study_key(uid))
+        if item is None:
+            return
+        if _emptied(item):
+            if self._delete_if_empty(study_key(uid), STUDY_INSTANCES):
+                self.dynamodb.delete_items(sorted(item.get(TOKEN_KEYS, {}).get("SS", [])))
+                # Re-created meanwhile? Its writer's keys may just have been deleted: write them again.
+                if attempts > 1 and self.dynamodb.get_item(study_key(uid)) is not None:
+                    self._forget_print(uid)
+                    self.settle_study(uid, attempts - 1)
+            return
+        self._write_keys([(uid, item)])
+
+    def _write_keys(self, studies: list[tuple[str, dict[str, Any]]]) -> None:
+        """Write the search keys of the studies (uid, item) whose print differs, then mark each."""
+        marks = []
+        for uid, item in studies:
             tokens = token_items(item)
             digest = token_print(tokens)
             if item.get(TOKEN_PRINT, {}).get("S") != digest:
@@ -319,27 +339,6 @@ class Aggregates:
             raise UpstreamUnavailable("DynamoDB left a study's search keys unwritten; try again shortly")
         for uid, tokens, digest in marks:
             self._mark(uid, tokens, digest)
-
-    def settle_study(self, uid: str, attempts: int = 2) -> None:
-        """Write the search keys of a study's current values, or remove the study once empty."""
-        item = self.dynamodb.get_item(study_key(uid))
-        if item is None:
-            return
-        if int(item.get(STUDY_INSTANCES, {}).get("N", "0")) <= 0:
-            if self._delete_if_empty(study_key(uid), STUDY_INSTANCES):
-                self.dynamodb.delete_items(sorted(item.get(TOKEN_KEYS, {}).get("SS", [])))
-                # Re-created meanwhile? Its writer's keys may just have been deleted: write them again.
-                if attempts > 1 and self.dynamodb.get_item(study_key(uid)) is not None:
-                    self._forget_print(uid)
-                    self.settle_study(uid, attempts - 1)
-            return
-        tokens = token_items(item)
-        digest = token_print(tokens)
-        if item.get(TOKEN_PRINT, {}).get("S") == digest:
-            return
-        if self.dynamodb.write_items(tokens):
-            raise UpstreamUnavailable("DynamoDB left a study's search keys unwritten; try again shortly")
-        self._mark(uid, tokens, digest)
 
     def _mark(self, uid: str, tokens: list[dict[str, Any]], digest: str) -> None:
         """List the written search keys on the study and set its print (they are written)."""
@@ -391,6 +390,11 @@ class Aggregates:
                 return False
             raise
         return True
+
+
+def _emptied(study: dict[str, Any]) -> bool:
+    """Whether a study item counts no instance any more (to be removed, not settled)."""
+    return int(study.get(STUDY_INSTANCES, {}).get("N", "0")) <= 0
 
 
 def _transaction_groups(writes: list[Write]) -> Iterable[list[Write]]:
