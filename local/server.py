@@ -9,12 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
-from local import moto_fixes, snapshot
+from local import keepalive, moto_fixes, snapshot
 from local.delivery import INDEX_DLQ, INDEX_QUEUE, INGEST_DLQ, INGEST_QUEUE, Delivery, Queues, wait_for_records
 from local.events import HANDLING_TIMEOUT, MAX_RECEIVES
 from local.samples import seed_files
@@ -34,8 +33,9 @@ INDEX_NOTIFICATION_ID = "dicom-meta-dicom-index"
 WsgiMiddleware = Callable[[Any], Any]
 
 
-class _QuietRequestHandler(MotoRequestHandler):
-    """moto's handler without a log line per request: the emulator's traffic is not news."""
+class _QuietRequestHandler(keepalive.KeepAliveHandler):
+    """moto's handler, keeping connections open, without a log line per request: the
+    emulator's traffic is not news."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return None
@@ -171,6 +171,7 @@ class LocalAWS:
             self.delivery.stop()
         self._server.shutdown()
         self._thread.join(timeout=5)
+        keepalive.close_connections(self._server)
         if self.data is not None:
             self.save(self.data)
 
