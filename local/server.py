@@ -13,7 +13,7 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from config import AWS_REGION, DYNAMODB_TABLE_NAME, S3_BUCKET_NAME
-from local import keepalive, moto_fixes, snapshot
+from local import keepalive, moto_fixes, object_gets, snapshot
 from local.delivery import INDEX_DLQ, INDEX_QUEUE, INGEST_DLQ, INGEST_QUEUE, Delivery, Queues, wait_for_records
 from local.events import HANDLING_TIMEOUT, MAX_RECEIVES
 from local.samples import seed_files
@@ -86,7 +86,8 @@ class LocalAWS:
         there (instead of seeding), and to save to on ``stop``.
         """
         moto_fixes.install()
-        app: Any = moto_fixes.serialize_dynamodb(DomainDispatcherApplication(create_backend_app))
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        app: Any = object_gets.plain_gets(moto_fixes.serialize_dynamodb(moto_app))
         if middleware is not None:
             app = middleware(app)
         server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_QuietRequestHandler)
