@@ -6,7 +6,7 @@ are already DynamoDB JSON (strings, numbers as strings, maps, lists, booleans, b
 walk was a sixth of the emulator's CPU while files were indexed on arrival. Here those
 results are dumped as they are, with what the walk changes done by hand: binary values in
 base64, ``None`` members and members the output does not have left out; a value of any
-other kind leaves the result to moto. ``tests/test_moto_json.py`` checks
+other kind leaves the result to moto. ``tests/local/test_moto_json.py`` checks
 the bytes against moto's own serializer for every call and value type the service uses.
 
 Errors, paginated results and every other operation keep moto's serializer. Installed by

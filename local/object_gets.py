@@ -4,7 +4,7 @@ Every file indexed costs one ranged GET of its header. moto answers it through F
 request routing and its S3 response class (permissions, ACLs, sub-resources, preconditions):
 1.7 ms of the emulator's CPU a GET, most of the emulator's work per indexed file. The GETs the
 service makes are the simplest kind, so they are answered here, as moto's ``get_object``
-answers them (same status, headers and body; ``tests/test_object_gets.py`` compares the two),
+answers them (same status, headers and body; ``tests/local/test_object_gets.py`` compares the two),
 with only the object's range read from its file (``moto_objects.RangedValue``).
 
 Anything else goes to moto unchanged: a query string (versions, presigned URLs, parts), a
