@@ -23,6 +23,8 @@
   class here (``_method_names``).
 - moto writes each response by walking botocore's model of it, value by value; the item
   calls' results are DynamoDB JSON already: ``local.moto_json`` dumps them directly.
+- moto measures an item (twice per item of a BatchGetItem) and converts each result by
+  building an object per value; ``local.moto_items`` gives the same numbers and values without.
 - moto keeps objects in memory and reads a whole object for a ranged GET;
   ``local.moto_objects`` keeps them in files and reads the range only.
 - moto's S3 events carry no ``sequencer``, by which S3 orders the events of one key: events
@@ -54,7 +56,7 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.s3 import notifications as s3_notifications
 
-from local import moto_json, moto_objects, moto_query, moto_sqs, moto_update
+from local import moto_items, moto_json, moto_objects, moto_query, moto_sqs, moto_update
 from managers.aws.clients import BACKGROUND_AGENT
 
 
@@ -129,6 +131,7 @@ def install() -> None:
     moto_update.install()
     moto_objects.install()
     moto_json.install()
+    moto_items.install()
     moto_backends.list_of_moto_modules = _moto_modules  # the fix itself: read once
     moto_responses.method_names_from_class = _method_names  # the fix itself: once per class
     moto_sqs.install()

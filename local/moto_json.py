@@ -23,6 +23,7 @@ from typing import Any
 from moto.core.responses import ActionResult, BaseResponse
 from moto.core.utils import get_service_model
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
+from moto.utilities.aws_headers import gen_amzn_requestid_long
 
 ENABLED = True
 # The item calls: their output shapes hold only attribute values, keys, capacities and counts.
@@ -42,11 +43,13 @@ OPERATIONS = frozenset(
 )
 CONTENT_TYPE = "application/x-amz-json-1.0"
 _original_serialized = BaseResponse.serialized
+_original_enrich = BaseResponse._enrich_response
 
 
 def install() -> None:
     """Answer the item calls with their results dumped directly (idempotent)."""
     DynamoHandler.serialized = serialized  # type: ignore[method-assign, assignment]  # the fix itself
+    DynamoHandler._enrich_response = staticmethod(enrich_response)  # type: ignore[method-assign]  # the fix itself
 
 
 def serialized(self: DynamoHandler, action_result: ActionResult) -> Any:
@@ -67,6 +70,20 @@ def serialized(self: DynamoHandler, action_result: ActionResult) -> Any:
     return 200, headers, body
 
 
+def enrich_response(headers: dict[str, Any], body: Any) -> tuple[dict[str, Any], Any]:
+    """moto's ``_enrich_response``, without its search for an XML ``<RequestId>`` in a body that has none.
+
+    moto runs a look-behind regular expression over every answer to put the request ID into
+    an XML one: over a page's JSON that was 8 % of the emulator's time for a BatchGetItem.
+    """
+    if not (ENABLED and isinstance(body, str)) or "<RequestId>" in body:
+        return _original_enrich(headers, body)
+    if "status" in headers:
+        headers["status"] = str(headers["status"])
+    gen_amzn_requestid_long(headers)
+    return headers, body
+
+
 @functools.cache
 def _output_members(operation: str) -> frozenset[str]:
     shape = get_service_model("dynamodb").operation_model(operation).output_shape
@@ -75,6 +92,19 @@ def _output_members(operation: str) -> frozenset[str]:
 
 def _plain(value: Any) -> Any:
     """``value`` as moto's JSON serializer writes it; ``TypeError`` for anything else."""
+    # By exact type first: a page's items are thousands of small dicts and strings, and one
+    # ``isinstance`` of a union per value was a third of this walk's time.
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is dict:
+        return {key: _plain(member) for key, member in value.items() if member is not None}
+    if kind is list:
+        return [_plain(member) for member in value]
+    return _plain_other(value)
+
+
+def _plain_other(value: Any) -> Any:
     if isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, dict):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from local import moto_json
+from local import moto_items, moto_json
 from local.server import LocalAWS, create_table
 
 # Every kind of attribute value, nested too.
@@ -151,8 +151,9 @@ def calls(table: str) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def bodies(local_aws: LocalAWS, direct: bool, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Each call's raw response body as JSON, on a fresh table, with or without the direct path."""
+    """Each call's raw response body as JSON, on a fresh table, with or without the direct paths."""
     monkeypatch.setattr(moto_json, "ENABLED", direct)
+    monkeypatch.setattr(moto_items, "ENABLED", direct)
     client = local_aws.client("dynamodb")
     table = "json-" + uuid.uuid4().hex[:8]
     raw: list[bytes] = []
@@ -195,3 +196,20 @@ def test_the_direct_path_is_taken_for_item_calls_only(local_aws: LocalAWS, monke
         client.get_item(TableName="no-such-table", Key=key("s3://b/dicom/none.dcm"))
     # moto's walk for ListTables only: not for the answered GetItem (the error is moto's own too)
     assert walked == ["ListTables"]
+
+
+def test_an_answer_without_an_xml_request_id_is_not_searched_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    searched: list[Any] = []
+    original = moto_json._original_enrich
+
+    def spied(headers: dict[str, Any], body: Any) -> Any:
+        searched.append(body)
+        return original(headers, body)
+
+    monkeypatch.setattr(moto_json, "_original_enrich", spied)
+    headers, body = moto_json.enrich_response({"status": 200}, '{"Items": []}')
+    assert (body, headers["status"], len(headers["x-amzn-requestid"])) == ('{"Items": []}', "200", 52)
+    assert searched == []
+    # an XML answer (or a value holding the tag) is moto's to rewrite, as it does
+    _, body = moto_json.enrich_response({}, "<RequestId>old</RequestId>")
+    assert searched == ["<RequestId>old</RequestId>"] and "old" not in body
