@@ -7,6 +7,7 @@ pydicom: the store and both Lambda packages import it.
 
 from __future__ import annotations
 
+import functools
 import re
 
 # UIDs key indexes (DynamoDB refuses a key over 1,024 or 2,048 bytes): one that is not a valid
@@ -88,6 +89,7 @@ INSTANCE_KEYS: tuple[str, ...] = ("SOPInstanceUID",)
 _CAPITALS = {"uid": "UID", "id": "ID", "sop": "SOP"}
 
 
+@functools.lru_cache(maxsize=512)  # record types' field names: a few dozen, asked per item of a page
 def keyword_of(field_name: str) -> str:
     """Return the DICOM keyword a snake_case field name spells: ``sop_class_uid`` → ``SOPClassUID``."""
     return "".join(_CAPITALS.get(word, word.capitalize()) for word in field_name.split("_"))

@@ -8,6 +8,7 @@ answers). Both turn a value into JSON through the same converters, one per VR (F
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import math
 import re
@@ -272,18 +273,28 @@ def attributes_json(values: Mapping[str, Any], keywords: Iterable[str], required
     always = set(required)
     model: dict[str, Any] = {}
     for keyword in set(keywords) | always:
-        tag = tag_for_keyword(keyword)
-        if tag is None:
+        written = _written_as(keyword)
+        if written is None:
             continue
-        vr = str(dictionary_VR(tag)).split(" or ")[0]
-        if vr in _UNWRITTEN_VRS or (vr not in _VALUE_OF and vr != "PN"):
-            continue
+        tag, vr = written
         converted = [_lenient_value(vr, value) for value in _record_values(vr, values.get(keyword))]
         if any(value is not None for value in converted):
-            model[f"{tag:08X}"] = {"vr": vr, "Value": converted}
+            model[tag] = {"vr": vr, "Value": converted}
         elif keyword in always:
-            model[f"{tag:08X}"] = {"vr": vr}
+            model[tag] = {"vr": vr}
     return dict(sorted(model.items()))
+
+
+@functools.lru_cache(maxsize=4096)  # keywords of records and of includefield: the dictionary's, at most
+def _written_as(keyword: str) -> tuple[str, str] | None:
+    """Return a keyword's tag (8 hex digits) and VR as the model writes it, ``None`` if it is not written."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        return None
+    vr = str(dictionary_VR(tag)).split(" or ")[0]
+    if vr in _UNWRITTEN_VRS or (vr not in _VALUE_OF and vr != "PN"):
+        return None
+    return f"{tag:08X}", vr
 
 
 def _record_values(vr: str, value: Any) -> list[Any]:

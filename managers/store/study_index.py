@@ -9,6 +9,7 @@ reads: none reads the whole table, and a page reads about its own size.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -246,12 +247,19 @@ def _attributes(record_type: type, item: dict[str, Any]) -> dict[str, Any]:
     The counts and lists a record derives from counters are the caller's to add.
     """
     found: dict[str, Any] = {}
-    for item_field in dataclasses.fields(record_type):
-        if item_field.type in ("str", "str | None"):
-            found[item_field.name] = _text(item, keyword_of(item_field.name))
-        elif item_field.type == "int | None":
-            found[item_field.name] = _integer(item, keyword_of(item_field.name))
+    for name, keyword, is_text in _item_fields(record_type):
+        found[name] = _text(item, keyword) if is_text else _integer(item, keyword)
     return found
+
+
+@functools.cache  # one entry per record type
+def _item_fields(record_type: type) -> tuple[tuple[str, str, bool], ...]:
+    """A record type's text and number fields: (field name, DICOM keyword, whether text)."""
+    return tuple(
+        (item_field.name, keyword_of(item_field.name), item_field.type in ("str", "str | None"))
+        for item_field in dataclasses.fields(record_type)
+        if item_field.type in ("str", "str | None", "int | None")
+    )
 
 
 def _study(item: dict[str, Any]) -> StudyRecord:

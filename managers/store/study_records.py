@@ -13,6 +13,7 @@ Text criteria (``TextMatch``) are case-insensitive:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -88,12 +89,19 @@ KEYWORD = "keyword"
 def keywords_of(record: Any) -> dict[str, Any]:
     """Return a record's attribute fields by DICOM keyword, leaving out absent and empty values."""
     values: dict[str, Any] = {}
-    for item in dataclasses.fields(record):
-        keyword = item.metadata.get(KEYWORD, keyword_of(item.name))
-        value = getattr(record, item.name)
-        if keyword is not None and value is not None and value != []:
+    record_type: type = type(record)
+    for name, keyword in _keyword_fields(record_type):
+        value = getattr(record, name)
+        if value is not None and value != []:
             values[keyword] = value
     return values
+
+
+@functools.cache  # one entry per record type
+def _keyword_fields(record_type: type) -> tuple[tuple[str, str], ...]:
+    """A record type's attribute fields as (field name, DICOM keyword) pairs."""
+    pairs = ((item.name, item.metadata.get(KEYWORD, keyword_of(item.name))) for item in dataclasses.fields(record_type))
+    return tuple((name, keyword) for name, keyword in pairs if keyword is not None)
 
 
 @dataclass(frozen=True)
