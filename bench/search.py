@@ -48,6 +48,7 @@ from managers.bundle import Managers  # noqa: E402
 from managers.DynamoDBManager import DynamoDBManager  # noqa: E402
 from managers.store import records as records_module  # noqa: E402
 from managers.store.aggregates import Aggregates, Changes  # noqa: E402
+from managers.store.study_index import shard_chunk  # noqa: E402
 from managers.store.study_records import StudyCriteria, TextMatch  # noqa: E402
 from managers.store.table import PARTITION_KEY, SHARDS, derived_attributes  # noqa: E402
 from metadata import FIELDS  # noqa: E402
@@ -338,6 +339,8 @@ def bench_size(endpoint: str, size: int, page: int, pages: int) -> list[ShapeRes
 
 def look_ahead(shape: str, page: int) -> int:
     """Return the items one page may read beyond what it serves: a chunk per partition."""
+    if shape in STUDY_SEARCHES:
+        return SHARDS * shard_chunk(page)
     partitions = 1 if shape in ONE_PARTITION else SHARDS
     return partitions * (math.ceil(page / partitions) + 1)
 

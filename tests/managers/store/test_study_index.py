@@ -20,8 +20,9 @@ from local.server import LocalAWS
 from managers.DynamoDBManager import SHARD_WORKERS, DynamoDBManager, normalize_sequencer
 from managers.indexing import Indexer, Listed
 from managers.store import study_items
-from managers.store.study_index import StudyIndex
+from managers.store.study_index import StudyIndex, shard_chunk
 from managers.store.study_records import StudyCriteria, TextMatch
+from managers.store.table import SHARDS
 from seeds import SEED_STUDY_UID
 
 BUCKET = "data-apps-ex"
@@ -210,6 +211,37 @@ def test_study_search_reads_search_keys_then_verifies(
         patient_name=TextMatch.parse("DOE^JO*", "patientName"), patient_id=TextMatch.parse(f"ID-{tag}", "p")
     )
     assert [s.patient_name for s in studies.search_studies(prefix, 10)[0]] == ["Doe^John"]
+
+
+def test_each_shard_is_asked_for_more_than_its_share_of_a_page() -> None:
+    assert [shard_chunk(limit) for limit in (1, 10, 25, 50, 100)] == [2, 6, 10, 15, 25]
+    assert all(shard_chunk(limit) > -(-(limit + 1) // SHARDS) for limit in range(1, 1001))
+
+
+def test_a_full_study_page_takes_one_query_a_shard(
+    indexer: Indexer, studies: StudyIndex, put: Callable[..., str], dynamodb: DynamoDBManager
+) -> None:
+    # GIVEN 26 studies of one patient (UIDs fixed, so their shards are too: 1 to 7 in each)
+    patient = f"CHUNK-{uuid.uuid4().hex[:6]}"
+    for n in range(26):
+        indexer.index_object(
+            put(study_instance_uid=f"2.25.7300{n:02}", patient_id=patient, study_date=f"202301{n + 1:02}")
+        )
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **kwargs: Any) -> None:
+        calls[model.name] += 1
+
+    dynamodb.client.meta.events.register("before-call.dynamodb", count)
+    # WHEN a page of 25 is asked
+    try:
+        found, position = studies.search_studies(StudyCriteria(patient_id=TextMatch.parse(patient, "patientId")), 25)
+    finally:
+        dynamodb.client.meta.events.unregister("before-call.dynamodb", count)
+    # THEN it holds the newest 25, from one Query a shard (with 5 a shard: 10) and one BatchGetItem
+    assert [study.study_date for study in found] == [f"202301{day:02}" for day in range(26, 1, -1)]
+    assert position is not None
+    assert calls == {"Query": SHARDS, "BatchGetItem": 1}
 
 
 def test_search_keys_cover_every_prefix_up_to_the_limit() -> None:
