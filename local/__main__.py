@@ -10,7 +10,7 @@ import signal
 import time
 from types import FrameType
 
-from local import snapshot
+from local import heap, snapshot
 from local.netem import netem_from_env
 from local.process import EVENTS_VARIABLE, READY_MARKER, announce
 from local.server import LocalAWS
@@ -21,6 +21,7 @@ WAKE_SECONDS = 0.5
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    heap.install()
     deliver = os.environ.get(EVENTS_VARIABLE, "1") != "0"
     aws = LocalAWS.start(
         local_aws_port(), middleware=netem_from_env(), deliver_events=deliver, progress=True, data=snapshot.data_dir()

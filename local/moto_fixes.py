@@ -56,7 +56,7 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.s3 import notifications as s3_notifications
 
-from local import moto_items, moto_json, moto_objects, moto_query, moto_sqs, moto_update
+from local import heap, moto_items, moto_json, moto_objects, moto_query, moto_sqs, moto_update
 from managers.aws.clients import BACKGROUND_AGENT
 
 
@@ -132,6 +132,7 @@ def install() -> None:
     moto_objects.install()
     moto_json.install()
     moto_items.install()
+    heap.untrack_models()
     moto_backends.list_of_moto_modules = _moto_modules  # the fix itself: read once
     moto_responses.method_names_from_class = _method_names  # the fix itself: once per class
     moto_sqs.install()
