@@ -3,7 +3,7 @@
 What the items of studies and series hold is in ``managers/store/study_items.py``, how they are
 kept exact in ``managers/store/aggregates.py``; this module reads them into the records of
 ``managers/store/study_records.py``. Every method is a Query on an index or a batch of key
-reads: none reads the whole table, and a page reads about its own size.
+reads: none reads the whole table, and a page reads a small multiple of its size.
 """
 
 from __future__ import annotations
