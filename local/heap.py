@@ -27,8 +27,9 @@ from typing import Any
 from moto.core.common_models import BaseModel
 from moto.core.model_instances import reset_model_data
 
-# About 40 ms of walking. 100,000 instances are frozen about 60 times on the way, and what was
-# in flight then (500 objects in one count, 10 requests) is about 5 MB of a 1 GB archive.
+# Loading 100,000 instances, a request then waited 217 ms at most (560 ms with 500,000, 2,140
+# without freezing). Each freeze keeps what the requests in flight held: about 500 objects with
+# 10 requests, in the one count made.
 FREEZE_AT = 100_000
 
 

@@ -5,7 +5,7 @@ Query, the 16 MB of a BatchGetItem, twice per item there) by building a ``Dynamo
 member of every set and map; and it turns every result into plain values (``DynamoResult``,
 ``dynamo_to_dict``) by asking each value whether it is a date or has a ``to_json``. For a study
 item (its search keys are a set of about 25 strings) that was 52 µs to measure and 77 µs to
-convert, most of the emulator's 0.35 ms per item of a page's BatchGetItem.
+convert, about half the emulator's 0.35 ms per item of a page's BatchGetItem.
 
 Here ``DynamoType.size`` gives moto's number without the objects, and ``DynamoResult`` converts
 the values an item holds directly, handing anything else (a date, an object with ``to_json``,
